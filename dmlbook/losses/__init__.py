@@ -1,0 +1,52 @@
+"""Deep metric learning losses: each a short ``nn.Module`` called as ``loss_fn(embeddings, labels)``.
+
+All of them L2-normalise the embeddings inside, work on CPU and CUDA in float32 and float64, validate their input,
+and explain themselves through ``loss_fn.details(embeddings, labels)`` (per-pair weights, trivial tuples,
+per-pair gradient). ``build_loss(name, **kwargs)`` creates one by the name the command line uses.
+"""
+from __future__ import annotations
+
+from .._checks import check_choice
+from .base import LossDetails, MetricLoss
+from .contrastive import ContrastiveLoss
+from .lifted import LiftedStructureLoss
+from .multi_similarity import MultiSimilarityLoss
+from .osm_caa import OSMCAALoss
+from .ranked_list import RankedListLoss
+from .triplet import TripletMarginLoss
+
+LOSSES: dict[str, type[MetricLoss]] = {
+    "contrastive": ContrastiveLoss,
+    "triplet": TripletMarginLoss,
+    "multi_similarity": MultiSimilarityLoss,
+    "lifted": LiftedStructureLoss,
+    "ranked_list": RankedListLoss,
+    "osm": OSMCAALoss,
+    "osm_caa": OSMCAALoss,
+}
+
+
+def build_loss(name: str, **kwargs) -> MetricLoss:
+    """A loss by name: ``contrastive``, ``triplet``, ``multi_similarity``, ``lifted``, ``ranked_list``, ``osm``
+    (OSM without attention) or ``osm_caa``. Keyword arguments go to the constructor."""
+    check_choice(name, LOSSES, "loss")
+    if name == "osm":
+        kwargs.setdefault("attention", "none")
+    try:
+        return LOSSES[name](**kwargs)
+    except TypeError as err:
+        raise TypeError(f"bad hyper-parameter for loss {name!r}: {err}") from None
+
+
+__all__ = [
+    "LOSSES",
+    "build_loss",
+    "MetricLoss",
+    "LossDetails",
+    "ContrastiveLoss",
+    "TripletMarginLoss",
+    "MultiSimilarityLoss",
+    "LiftedStructureLoss",
+    "RankedListLoss",
+    "OSMCAALoss",
+]

@@ -1,0 +1,121 @@
+"""The call contract every dmlbook loss shares, and what it can show a notebook.
+
+``loss_fn(embeddings, labels)`` validates its input, builds the pair grid once (distances or cosine similarities
+of the L2-normalised embeddings, and the positive/negative masks) and hands it to the loss's ``compute``.
+``loss_fn.details(embeddings, labels)`` runs the same computation on a detached batch and returns a
+:class:`LossDetails`: the loss, the mining method's per-pair weights and trivial-tuple count
+(:class:`dmlbook.mining.PairWeights`), and ``|∂L/∂m_ij|`` for every pair — the share of the gradient each pair
+carries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .._checks import check_embeddings_labels
+from ..distances import cosine_similarity_matrix, label_masks, pairwise_distances
+from ..mining import PairWeights
+
+__all__ = ["Pairs", "LossResult", "LossDetails", "MetricLoss", "mean_of_nonzero", "zero_loss"]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """One batch on the pair grid.
+
+    Attributes:
+        matrix: (B, B) distances ``d_ij`` (or similarities ``s_ij`` for a similarity-based loss).
+        positive: (B, B) bool, same label and ``i ≠ j``.
+        negative: (B, B) bool, different label.
+        embeddings: (B, D) the raw embeddings (for losses with a classifier).
+        labels: (B,) integer labels.
+    """
+
+    matrix: Tensor
+    positive: Tensor
+    negative: Tensor
+    embeddings: Tensor
+    labels: Tensor
+
+
+@dataclass(frozen=True)
+class LossResult:
+    loss: Tensor
+    weights: PairWeights | None = None
+
+
+@dataclass(frozen=True)
+class LossDetails:
+    """Everything a notebook may want to see about one loss evaluation (all detached).
+
+    Attributes:
+        loss: the scalar loss.
+        weights: the mining method's per-pair weights and trivial-tuple count.
+        pair_gradient: (B, B) ``|∂L/∂m_ij|`` where ``m`` is ``matrix``.
+        matrix: (B, B) the distances (or similarities) the loss saw.
+        matrix_kind: ``"distance"`` or ``"similarity"``.
+    """
+
+    loss: Tensor
+    weights: PairWeights
+    pair_gradient: Tensor
+    matrix: Tensor
+    matrix_kind: str
+
+
+def zero_loss(reference: Tensor) -> Tensor:
+    """A zero that stays connected to the graph (finite, zero gradient)."""
+    return (reference * 0).sum()
+
+
+def mean_of_nonzero(values: Tensor) -> Tensor:
+    """Mean of the strictly positive entries (PML's ``AvgNonZeroReducer``); a connected zero if there are none."""
+    count = (values > 0).sum()
+    return values.sum() / count.clamp(min=1).to(values.dtype)
+
+
+class MetricLoss(nn.Module):
+    """Base class: ``forward(embeddings, labels, **extra) -> scalar``.
+
+    A subclass sets ``method`` (its mining method's name), ``matrix_kind`` (``"distance"`` or ``"similarity"``) and
+    implements ``compute(pairs, *, details, **extra) -> LossResult``; with ``details=True`` it must fill
+    ``LossResult.weights``.
+    """
+
+    method: str = "none"
+    matrix_kind: str = "distance"
+
+    def _pairs(self, embeddings: Tensor, labels: Tensor, matrix: Tensor | None = None) -> Pairs:
+        if matrix is None:
+            if self.matrix_kind == "similarity":
+                matrix = cosine_similarity_matrix(embeddings)  # (B, B)
+            else:
+                matrix = pairwise_distances(embeddings)  # (B, B)
+        positive, negative = label_masks(labels)  # (B, B) each
+        return Pairs(matrix, positive, negative, embeddings, labels)
+
+    def forward(self, embeddings: Tensor, labels: Tensor, **extra) -> Tensor:  # type: ignore[override]
+        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        return self.compute(self._pairs(embeddings, labels), details=False, **extra).loss
+
+    def compute(self, pairs: Pairs, *, details: bool, **extra) -> LossResult:
+        raise NotImplementedError
+
+    def details(self, embeddings: Tensor, labels: Tensor, **extra) -> LossDetails:
+        """Evaluate the loss on a detached copy of the batch and report its weights and per-pair gradient."""
+        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings = embeddings.detach()
+        with torch.enable_grad():
+            base = self._pairs(embeddings, labels)
+            matrix = base.matrix.detach().requires_grad_(True)
+            result = self.compute(self._pairs(embeddings, labels, matrix), details=True, **extra)
+            if result.loss.requires_grad:
+                (grad,) = torch.autograd.grad(result.loss, matrix, allow_unused=True)
+            else:
+                grad = None
+        grad = torch.zeros_like(matrix) if grad is None else grad.abs()
+        assert result.weights is not None, f"{type(self).__name__}.compute must fill weights when details=True"
+        return LossDetails(result.loss.detach(), result.weights, grad.detach(), matrix.detach(), self.matrix_kind)

@@ -1,0 +1,41 @@
+"""Contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006), in PML's form."""
+from __future__ import annotations
+
+from .._checks import check_real
+from ..mining import PairWeights
+from .base import LossResult, MetricLoss, Pairs, mean_of_nonzero
+
+
+class ContrastiveLoss(MetricLoss):
+    """``L = mean_{P, ℓ>0} [d_ij − m⁺]₊ + mean_{N, ℓ>0} [m⁻ − d_ij]₊``.
+
+    Over ordered pairs of L2-normalised embeddings, each half averaged over its non-zero terms (PML's
+    ``AvgNonZeroReducer``); a half with no non-zero term contributes 0. Equal to PML 2.9's
+    ``ContrastiveLoss()`` at the defaults. Distances are not squared.
+
+    Args:
+        pos_margin: m⁺, positives closer than this cost nothing.
+        neg_margin: m⁻, negatives farther than this cost nothing.
+    """
+
+    method = "none"
+
+    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
+        super().__init__()
+        self.pos_margin = check_real(pos_margin, "pos_margin")
+        self.neg_margin = check_real(neg_margin, "neg_margin")
+
+    def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
+        d = pairs.matrix  # (B, B)
+        pos_loss = (d - self.pos_margin).relu() * pairs.positive  # (B, B)
+        neg_loss = (self.neg_margin - d).relu() * pairs.negative  # (B, B)
+        loss = mean_of_nonzero(pos_loss) + mean_of_nonzero(neg_loss)
+        if not details:
+            return LossResult(loss)
+        pos_active, neg_active = (pos_loss > 0).to(d.dtype), (neg_loss > 0).to(d.dtype)
+        candidates = int(pairs.positive.sum() + pairs.negative.sum())
+        trivial = candidates - int(pos_active.sum() + neg_active.sum())
+        return LossResult(loss, PairWeights(self.method, pos_active, neg_active, trivial, candidates, "pair"))
+
+    def extra_repr(self) -> str:
+        return f"pos_margin={self.pos_margin}, neg_margin={self.neg_margin}"

@@ -1,0 +1,151 @@
+"""Weighted contrastive loss with online soft mining and class-aware attention (OSM + CAA).
+
+Wang, Hua, Kodirov, Hu & Robertson, *Deep Metric Learning by Online Soft Mining and Class-Aware Attention*,
+AAAI 2019 (arXiv 1811.01459). See ``shared/docs/algorithms.md`` §1 for the paper-versus-code comparison.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._checks import check_choice, check_class_range, check_fraction, check_logits, check_positive
+from ..attention import ATTENTION_KINDS, ClassAwareAttention, class_aware_attention, pair_attention
+from ..mining import PairWeights, osm_weights
+from .base import LossResult, MetricLoss, Pairs
+
+OSM_VARIANTS = ("paper", "official")
+
+
+def _weighted_mean(weights: Tensor, values: Tensor) -> Tensor:
+    """``Σ w·v / Σ w``, and 0 (with a finite gradient) when ``Σ w = 0``."""
+    total = weights.sum()
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return (weights * values).sum() / safe
+
+
+class OSMCAALoss(MetricLoss):
+    """OSM + CAA weighted contrastive loss.
+
+    On L2-normalised embeddings with ``d_ij`` Euclidean and pairs ``i ≠ j``:
+
+    * online soft mining: ``s⁺_ij = exp(−d_ij²/σ²)`` on positives, ``s⁻_ij = [α − d_ij]₊`` on negatives;
+    * class-aware attention: ``a_i`` from the class probability of sample i (``attention``: ``"prob"``
+      ``a_i = p_i``, ``"gaussian"`` ``exp(−(1−p_i)²/(2·0.68²))``, ``"none"`` ``a_i = 1``), ``A_ij = min(a_i, a_j)``;
+    * ``w⁺ = s⁺·A``, ``w⁻ = s⁻·A`` — constants when ``detach_weights``;
+    * ``L = (1−λ)·½ Σ_P w⁺ d² / Σ_P w⁺ + λ·½ Σ_N w⁻ [α−d]₊² / Σ_N w⁻``.
+
+    The logits come from the caller (``loss_fn(emb, labels, logits=...)``), or — when ``num_classes`` and
+    ``embedding_dim`` are given — from the loss's own linear classifier on the normalised embeddings, whose
+    cross-entropy is then added to the loss so that it trains (put the loss's parameters in the optimiser).
+
+    ``variant="official"`` reproduces the official Caffe code instead (commit ``d0bdc82``): Gaussian positive kernel
+    ``exp(−d²/(2σ²))`` and the whole metric term divided by the number of unordered pairs ``B(B−1)/2`` (the weighted
+    means are unchanged, their halves ``½/½`` equal λ = 0.5); use it with ``attention="gaussian"``, as
+    :meth:`official` does. The official code also applies Gaussian-weighted cross-entropy on three heads, which is
+    not reproduced here.
+
+    Args:
+        sigma_osm: σ of the positive kernel.
+        margin: α, the negative margin.
+        lam: λ, the weight of the negative term.
+        attention: ``"prob"`` (paper), ``"gaussian"`` (official code) or ``"none"`` (OSM alone).
+        num_classes: with ``embedding_dim``, give the loss its own classifier (and cross-entropy).
+        embedding_dim: the embedding size D for the own classifier.
+        detach_weights: treat ``w⁺, w⁻`` as constants (the official code does).
+        variant: ``"paper"`` or ``"official"``.
+    """
+
+    def __init__(
+        self,
+        sigma_osm: float = 0.8,
+        margin: float = 1.2,
+        lam: float = 0.5,
+        attention: str = "prob",
+        num_classes: int | None = None,
+        embedding_dim: int | None = None,
+        detach_weights: bool = True,
+        variant: str = "paper",
+    ) -> None:
+        super().__init__()
+        self.sigma_osm = check_positive(sigma_osm, "sigma_osm")
+        self.margin = check_positive(margin, "margin")
+        self.lam = check_fraction(lam, "lam")
+        self.attention = check_choice(attention, ATTENTION_KINDS, "attention")
+        self.variant = check_choice(variant, OSM_VARIANTS, "variant")
+        self.detach_weights = bool(detach_weights)
+        if (num_classes is None) != (embedding_dim is None):
+            raise ValueError("give both num_classes and embedding_dim for the loss's own classifier, or neither")
+        self.classifier = (
+            None
+            if num_classes is None
+            else ClassAwareAttention(embedding_dim, num_classes, kind=self.attention)  # type: ignore[arg-type]
+        )
+        self.method = "osm" if self.attention == "none" else "osm_caa"
+
+    @classmethod
+    def official(cls, **kwargs) -> OSMCAALoss:
+        """The official code's form: ``variant="official"``, ``attention="gaussian"`` unless given."""
+        kwargs.setdefault("attention", "gaussian")
+        return cls(variant="official", **kwargs)
+
+    def forward(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return super().forward(embeddings, labels, logits=logits)
+
+    def details(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None):  # type: ignore[override]
+        return super().details(embeddings, labels, logits=logits)
+
+    def _attention(self, pairs: Pairs, logits: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Per-sample attention (B,) and the cross-entropy of the own classifier (or None)."""
+        if self.classifier is not None:
+            if logits is not None:
+                raise ValueError("this OSMCAALoss has its own classifier (num_classes=...); do not also pass logits")
+            check_class_range(pairs.labels, self.classifier.classifier.out_features, "labels")
+            attention, own_logits = self.classifier(pairs.embeddings, pairs.labels)  # (B,), (B, C)
+            return attention, F.cross_entropy(own_logits, pairs.labels)
+        if logits is None and self.attention != "none":
+            raise ValueError(
+                f"attention={self.attention!r} needs class probabilities: pass logits= (shape (batch, num_classes)) "
+                "or construct OSMCAALoss(num_classes=..., embedding_dim=...) to give it its own classifier"
+            )
+        if logits is not None:
+            check_logits(logits, pairs.labels.shape[0])
+        return class_aware_attention(logits, pairs.labels, self.attention), None
+
+    def compute(self, pairs: Pairs, *, details: bool, logits: Tensor | None = None) -> LossResult:
+        d = pairs.matrix  # (B, B)
+        attention, ce = self._attention(pairs, logits)  # (B,)
+        no_grad = torch.no_grad() if self.detach_weights else contextlib.nullcontext()
+        with no_grad:
+            kernel = "paper" if self.variant == "paper" else "official"
+            s_pos, s_neg = osm_weights(
+                d, pairs.positive, pairs.negative, sigma=self.sigma_osm, margin=self.margin, kernel=kernel
+            )  # (B, B) each
+            pair_att = pair_attention(attention.to(d.dtype))  # (B, B) A_ij = min(a_i, a_j)
+            w_pos, w_neg = s_pos * pair_att, s_neg * pair_att  # (B, B)
+        hinge = (self.margin - d).relu()  # (B, B)
+        loss_p = 0.5 * _weighted_mean(w_pos, d * d)
+        loss_n = 0.5 * _weighted_mean(w_neg, hinge * hinge)
+        loss = (1.0 - self.lam) * loss_p + self.lam * loss_n
+        if self.variant == "official":
+            n = d.shape[0]
+            loss = loss / (n * (n - 1) / 2)
+        if ce is not None:
+            loss = loss + ce
+        if not details:
+            return LossResult(loss)
+        with torch.no_grad():
+            candidates = int(pairs.positive.sum() + pairs.negative.sum())
+            trivial = int((pairs.positive & (d == 0)).sum() + (pairs.negative & (hinge == 0)).sum())
+            weights = PairWeights(
+                self.method, w_pos.detach(), w_neg.detach(), trivial, candidates, "pair", attention.detach()
+            )
+        return LossResult(loss, weights)
+
+    def extra_repr(self) -> str:
+        return (
+            f"sigma_osm={self.sigma_osm}, margin={self.margin}, lam={self.lam}, attention={self.attention!r}, "
+            f"detach_weights={self.detach_weights}, variant={self.variant!r}"
+        )
