@@ -1,0 +1,112 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from dml_reference import assert_close_value_grad, batch
+from dml_reference import osm_caa as reference
+
+from dmlbook.attention import class_aware_attention
+from dmlbook.losses import OSMCAALoss
+
+
+def _logits(y, n_classes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(len(y), n_classes, generator=g, dtype=torch.float64) + 2.0 * F.one_hot(y, n_classes)
+
+
+@pytest.mark.parametrize("attention", ["prob", "gaussian", "none"])
+@pytest.mark.parametrize("detach", [True, False])
+def test_matches_loop_reference(attention, detach):
+    x, y = batch(3, 4, 5, seed=14)
+    logits = _logits(y, 3)
+    a = class_aware_attention(logits, y, attention)
+    loss = OSMCAALoss(attention=attention, detach_weights=detach)
+    assert_close_value_grad(
+        lambda x, y: loss(x, y, logits=logits), lambda x, y: reference(x, y, a, detach=detach), x, y
+    )
+
+
+def test_official_variant_matches_code_form():
+    x, y = batch(3, 4, 5, seed=15)
+    logits = _logits(y, 3)
+    a = class_aware_attention(logits, y, "gaussian")
+    n = len(y)
+    loss = OSMCAALoss.official()
+    assert loss.attention == "gaussian" and loss.variant == "official"
+    assert_close_value_grad(
+        lambda x, y: loss(x, y, logits=logits),
+        lambda x, y: reference(x, y, a, kernel_scale=2.0, pair_scale=1 / (n * (n - 1) / 2)),
+        x,
+        y,
+    )
+
+
+def test_gradcheck_with_weight_gradients():
+    x, y = batch(3, 3, 4, seed=16)
+    logits = _logits(y, 3).requires_grad_(True)
+    loss = OSMCAALoss(detach_weights=False)
+    assert torch.autograd.gradcheck(lambda x, z: loss(x, y, logits=z), (x.requires_grad_(), logits))
+
+
+def test_own_classifier_adds_cross_entropy_and_trains():
+    torch.manual_seed(0)
+    x, y = batch(4, 4, 8, dtype=torch.float32, seed=17)
+    loss = OSMCAALoss(num_classes=4, embedding_dim=8)
+    clf = loss.classifier.classifier
+    with torch.no_grad():
+        logits = clf(F.normalize(x, dim=1))
+    plain = OSMCAALoss()(x, y, logits=logits) + F.cross_entropy(logits, y)
+    assert torch.allclose(loss(x, y), plain, atol=1e-6)
+    opt = torch.optim.SGD(loss.parameters(), lr=5.0)
+    first = loss(x, y).item()
+    for _ in range(30):
+        opt.zero_grad()
+        loss(x, y).backward()
+        opt.step()
+    assert loss(x, y).item() < first
+
+
+def test_invariants():
+    x, y = batch(4, 4, 8, seed=18)
+    logits = _logits(y, 4)
+    w = OSMCAALoss().details(x, y, logits=logits).weights
+    assert torch.all(w.positive >= 0) and torch.all(w.negative >= 0)
+    # attention="none" gives uniform attention
+    none = OSMCAALoss(attention="none").details(x, y).weights
+    assert torch.equal(none.attention, torch.ones(len(y), dtype=x.dtype))
+    # σ → ∞ gives uniform positive weights
+    flat = OSMCAALoss(attention="none", sigma_osm=1e6).details(x, y).weights
+    same = (y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=torch.bool)
+    assert torch.allclose(flat.positive[same], torch.ones(int(same.sum()), dtype=x.dtype))
+    # negatives beyond the margin get no weight
+    d = OSMCAALoss().details(x, y, logits=logits).matrix
+    assert torch.all(w.negative[(y[:, None] != y[None, :]) & (d >= 1.2)] == 0)
+
+
+def test_outlier_with_low_class_probability_gets_low_attention():
+    x, y = batch(3, 5, 6, seed=19)
+    logits = 4.0 * F.one_hot(y, 3).double()
+    logits[0] = torch.tensor([-4.0, 4.0, 0.0], dtype=torch.float64)  # sample 0 (class 0) looks like class 1
+    for kind in ("prob", "gaussian"):
+        a = OSMCAALoss(attention=kind).details(x, y, logits=logits).weights.attention
+        assert a[0] < a[1:].min()
+        assert a.argmin() == 0
+
+
+def test_a_batch_without_positives_is_finite():
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.arange(6)
+    out = OSMCAALoss(attention="none")(x, y)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(x.grad).all()
+
+
+def test_needs_logits_or_classifier():
+    x, y = batch(3, 3, 4)
+    with pytest.raises(ValueError, match="logits"):
+        OSMCAALoss()(x, y)
+    with pytest.raises(ValueError, match="own classifier"):
+        OSMCAALoss(num_classes=3, embedding_dim=4)(x, y, logits=torch.zeros(9, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"logits must have shape \(9, num_classes\)"):
+        OSMCAALoss()(x, y, logits=torch.zeros(8, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="num_classes and embedding_dim"):
+        OSMCAALoss(num_classes=3)
