@@ -46,16 +46,19 @@ class _SelfGram(torch.autograd.Function):
 class _SelfDistance(torch.autograd.Function):
     """``d_ij = ||x_i − x_j||`` (or its square) from one Gram matrix.
 
-    Forward: ``d²_ij = n_i + n_j − 2 x_i·x_j`` with ``n_i = ||x_i||²``, clamped at 0.
+    Forward: ``d²_ij = n_i + n_j − 2 x_i·x_j`` with ``n_i = ||x_i||²``, clamped at 0, diagonal exactly 0.
     Backward: with ``g_ij = ∂L/∂d²_ij`` and ``S = g + gᵀ``: ``∂L/∂x_k = 2 x_k Σ_j S_kj − 2 (S X)_k``.
+    All B×B work is done in place, since on a CPU these passes cost as much as the matrix products.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, squared: bool) -> Tensor:  # type: ignore[override]
         norms = (x * x).sum(dim=1)  # (B,)
-        sq = torch.addmm(norms.unsqueeze(1), x, x.T, alpha=-2.0)  # (B, B) n_i − 2 x_i·x_j
-        sq.add_(norms.unsqueeze(0)).clamp_(min=0.0)  # (B, B) d²
-        out = sq if squared else sq.sqrt_()
+        out = torch.addmm(norms.unsqueeze(1), x, x.T, alpha=-2.0)  # (B, B) n_i − 2 x_i·x_j
+        out.add_(norms.unsqueeze(0)).clamp_(min=0.0)  # (B, B) d²
+        out.diagonal().zero_()  # exactly 0, not the rounding error of n_i + n_i − 2 x_i·x_i
+        if not squared:
+            out.sqrt_()  # (B, B) d
         ctx.squared = squared
         ctx.save_for_backward(x, out)
         return out
@@ -64,12 +67,13 @@ class _SelfDistance(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, out = ctx.saved_tensors
         if ctx.squared:
-            g = grad
-        else:  # ∂d/∂d² = 1 / (2d); zero where the points coincide
-            safe = torch.where(out > 0, out, torch.ones_like(out))
-            g = torch.where(out > 0, grad / (2.0 * safe), torch.zeros_like(grad))  # (B, B)
-        s = g + g.T  # (B, B)
-        grad_x = 2.0 * (s.sum(dim=1, keepdim=True) * x - s @ x)  # (B, D)
+            g = grad.clone()
+        else:  # ∂d/∂d² = 1 / (2d); zero where the points coincide (d = 0)
+            g = grad / out
+            g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_(0.5)  # (B, B)
+        g.add_(g.T.contiguous())  # (B, B) S = g + gᵀ
+        rows = g.sum(dim=1, keepdim=True)  # (B, 1)
+        grad_x = torch.addmm(rows * x, g, x, alpha=-1.0).mul_(2.0)  # (B, D) 2 (x Σ_j S − S X)
         return grad_x, None
 
 

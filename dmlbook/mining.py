@@ -152,7 +152,6 @@ def multi_similarity_mask(sim: Tensor, positive: Tensor, negative: Tensor, epsil
     return positive & (sim - epsilon < hardest_neg), negative & (sim + epsilon > hardest_pos)
 
 
-@torch.no_grad()
 def osm_weights(
     dist: Tensor,
     positive: Tensor,
@@ -167,6 +166,9 @@ def osm_weights(
     * positives: ``s⁺_ij = exp(−d²/σ²)`` (``kernel="paper"``) or ``exp(−d²/(2σ²))`` (``"official"``, the Caffe
       code's Gaussian) — the *closer* a positive, the more it counts, which keeps intra-class variance;
     * negatives: ``s⁻_ij = [α − d_ij]₊`` — negatives beyond the margin get weight 0.
+
+    Differentiable (unlike the other miners here): call it under ``torch.no_grad()`` to treat the weights as
+    constants, as the official code does.
 
     Returns:
         ``(w_pos, w_neg)``, (B, B), zero off their pair sets.

@@ -1,9 +1,11 @@
 """Contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006), in PML's form."""
 from __future__ import annotations
 
+import torch
+
 from .._checks import check_real
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs, mean_of_nonzero
+from .base import LossResult, MetricLoss, Pairs
 
 
 class ContrastiveLoss(MetricLoss):
@@ -26,13 +28,19 @@ class ContrastiveLoss(MetricLoss):
         self.neg_margin = check_real(neg_margin, "neg_margin")
 
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
+        # With the active pairs fixed the loss is linear in d: L = Σ c_ij d_ij + const, c = ±1/(active count).
         d = pairs.matrix  # (B, B)
-        pos_loss = (d - self.pos_margin).relu() * pairs.positive  # (B, B)
-        neg_loss = (self.neg_margin - d).relu() * pairs.negative  # (B, B)
-        loss = mean_of_nonzero(pos_loss) + mean_of_nonzero(neg_loss)
+        with torch.no_grad():
+            pos_active = (d > self.pos_margin).logical_and_(pairs.positive)  # (B, B) [d − m⁺]₊ > 0
+            neg_active = (d < self.neg_margin).logical_and_(pairs.negative)  # (B, B) [m⁻ − d]₊ > 0
+            n_pos, n_neg = pos_active.sum(), neg_active.sum()
+            coef = pos_active.to(d.dtype).div_(n_pos.clamp(min=1))  # (B, B)
+            coef.sub_(neg_active.to(d.dtype).div_(n_neg.clamp(min=1)))
+            const = self.neg_margin * (n_neg > 0).to(d.dtype) - self.pos_margin * (n_pos > 0).to(d.dtype)
+        loss = (coef * d).sum() + const
         if not details:
             return LossResult(loss)
-        pos_active, neg_active = (pos_loss > 0).to(d.dtype), (neg_loss > 0).to(d.dtype)
+        pos_active, neg_active = pos_active.to(d.dtype), neg_active.to(d.dtype)
         candidates = int(pairs.positive.sum() + pairs.negative.sum())
         trivial = candidates - int(pos_active.sum() + neg_active.sum())
         return LossResult(loss, PairWeights(self.method, pos_active, neg_active, trivial, candidates, "pair"))
