@@ -11,13 +11,7 @@ from dmlbook.attention import MixedAttention, record_attention
 from dmlbook.attention.mixed import channel_descriptors, spatial_descriptors
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend with the other pytest-xdist worker."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_cbam(block: MixedAttention, x: torch.Tensor) -> torch.Tensor:

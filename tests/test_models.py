@@ -27,13 +27,7 @@ from dmlbook.models import (
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend with the other pytest-xdist worker."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------------- heads
