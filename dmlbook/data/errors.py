@@ -32,7 +32,10 @@ def not_found(
     dataset: str, folder: Path, missing: str, *, where: str, looked: Sequence[Path] = ()
 ) -> DatasetNotFoundError:
     """Build the standard message: which folder, what is missing, where else we looked, how to get the data."""
-    lines = [f"dataset {dataset!r}: {missing!r} not found in {folder}"]
+    if Path(folder).exists():
+        lines = [f"dataset {dataset!r}: {missing!r} not found in {folder}"]
+    else:
+        lines = [f"dataset {dataset!r}: folder {folder} does not exist (it should contain {missing!r})"]
     others = [str(p) for p in looked if Path(p) != Path(folder)]
     if others:
         lines.append("also looked in: " + ", ".join(others))

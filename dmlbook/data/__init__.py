@@ -1,0 +1,25 @@
+"""Datasets for deep metric learning: generated teaching data, real datasets read from their official layouts,
+the standard class-disjoint splits, a P x K batch sampler and small image transforms.
+
+Nothing is downloaded unless asked (``python -m dmlbook data download NAME``); see ``data/README.md`` for where
+each dataset comes from and how its folder must look. Core dependencies are torch and numpy only; scipy,
+pillow, scikit-learn and tqdm are imported when needed (``pip install dmlbook[train]``).
+"""
+from __future__ import annotations
+
+from .dataset import DMLDataset, ImageDataset
+from .download import download
+from .errors import ChecksumMismatchError, DatasetNotFoundError, DownloadError
+from .info import DatasetInfo, RemoteFile
+from .registry import (candidate_dirs, data_home, dataset_info, dataset_status, find_root, list_datasets,
+                       load_dataset)
+from .sampler import PKSampler
+from .splits import SplitSource, apply_split, carve_val_classes
+from .synthetic import SyntheticData, make_blobs, make_patterns, make_synthetic
+
+__all__ = [
+    "ChecksumMismatchError", "DMLDataset", "DatasetInfo", "DatasetNotFoundError", "DownloadError", "ImageDataset",
+    "PKSampler", "RemoteFile", "SplitSource", "SyntheticData", "apply_split", "candidate_dirs", "carve_val_classes",
+    "data_home", "dataset_info", "dataset_status", "download", "find_root", "list_datasets", "load_dataset",
+    "make_blobs", "make_patterns", "make_synthetic",
+]
