@@ -11,8 +11,15 @@ from .dataset import DMLDataset, ImageDataset
 from .download import download
 from .errors import ChecksumMismatchError, DatasetNotFoundError, DownloadError
 from .info import DatasetInfo, RemoteFile
-from .registry import (candidate_dirs, data_home, dataset_info, dataset_status, find_root, list_datasets,
-                       load_dataset)
+from .registry import (
+    candidate_dirs,
+    data_home,
+    dataset_info,
+    dataset_status,
+    find_root,
+    list_datasets,
+    load_dataset,
+)
 from .sampler import PKSampler
 from .splits import SplitSource, apply_split, carve_val_classes
 from .synthetic import SyntheticData, make_blobs, make_patterns, make_synthetic

@@ -18,6 +18,7 @@ The Stanford page is gone, so the data must be obtained by hand (see ``INFO.manu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,33 +74,30 @@ def check(folder: Path) -> str | None:
     return next((f"{d}/" for d in needed if not (folder / d).is_dir()), None)
 
 
-def _class_names(folder: Path, n: int) -> list[str] | None:
+def _meta_names(folder: Path) -> dict[int, str]:
     meta = folder / "devkit" / "cars_meta.mat"
-    names = load_mat_strings(meta, "class_names") if meta.is_file() else None
-    return names if names is not None and len(names) == n else None
+    return dict(enumerate(load_mat_strings(meta, "class_names"), start=1)) if meta.is_file() else {}
 
 
-def read_annotations(folder: str | Path) -> dict[str, np.ndarray]:
-    """``{"path", "class_id" (1-196), "bbox" (N, 4), "part" ("train"/"test" half of the official split)}`` plus
-    ``"class_names"`` (indexed by class_id - 1) when known."""
+def read_annotations(folder: str | Path) -> dict[str, Any]:
+    """``{"path", "class_id" (1-196), "bbox" (N, 4), "part" ("train"/"test" half of the official split),
+    "class_names" ({class_id: name}, empty when unknown)}``."""
     folder = Path(folder)
     layout = _layout(folder)
     if layout == "csv":
         t = read_csv(folder / "labels.csv")
         ids = as_int(t["class_id"])
-        out = {"path": np.asarray([str(folder / "images" / f) for f in t["fname"]]), "class_id": ids,
-               "bbox": np.stack([as_int(t[k]) for k in _BBOX], 1), "part": np.full(len(ids), "train")}
-        if "class_name" in t:
-            names = dict(zip(ids.tolist(), t["class_name"].tolist()))
-            if len(names) == ids.max():
-                out["class_names"] = np.asarray([names[i] for i in range(1, ids.max() + 1)])
-        return out
+        names = dict(zip(ids.tolist(), t["class_name"].tolist())) if "class_name" in t else _meta_names(folder)
+        return {"path": np.asarray([str(folder / "images" / f) for f in t["fname"]]), "class_id": ids,
+                "bbox": np.stack([as_int(t[k]) for k in _BBOX], 1), "part": np.full(len(ids), "train"),
+                "class_names": names}
     if layout == "annos":
         a = load_mat_struct(folder / "cars_annos.mat", "annotations")
         names = load_mat_strings(folder / "cars_annos.mat", "class_names")
         return {"path": np.asarray([str(folder / str(p)) for p in a["relative_im_path"]]),
                 "class_id": as_int(a["class"]), "bbox": np.stack([as_int(a[k]) for k in _BBOX], 1),
-                "part": np.where(as_int(a["test"]) == 1, "test", "train"), "class_names": np.asarray(names)}
+                "part": np.where(as_int(a["test"]) == 1, "test", "train"),
+                "class_names": dict(enumerate(names, start=1))}
     parts = [("train", folder / "devkit" / "cars_train_annos.mat", folder / "cars_train")]
     if (test := _test_annos(folder)) is not None:
         parts.append(("test", test, folder / "cars_test"))
@@ -110,11 +108,7 @@ def read_annotations(folder: str | Path) -> dict[str, np.ndarray]:
         cols["class_id"].append(as_int(a["class"]))
         cols["bbox"].append(np.stack([as_int(a[k]) for k in _BBOX], 1))
         cols["part"].append(np.full(len(a["fname"]), part))
-    out = {k: np.concatenate(v) for k, v in cols.items()}
-    names = _class_names(folder, int(out["class_id"].max()))
-    if names is not None:
-        out["class_names"] = np.asarray(names)
-    return out
+    return {**{k: np.concatenate(v) for k, v in cols.items()}, "class_names": _meta_names(folder)}
 
 
 def load(folder: Path, *, transform: object = None) -> SplitSource:
@@ -122,8 +116,8 @@ def load(folder: Path, *, transform: object = None) -> SplitSource:
     coordinates of the original images) and ``part`` (official train/test half)."""
     a = read_annotations(folder)
     ids = np.unique(a["class_id"])
-    names = a.get("class_names")
+    names = a["class_names"]
     ds = ImageDataset(a["path"], np.searchsorted(ids, a["class_id"]), class_ids=ids,
-                      class_names=None if names is None else [str(names[i - 1]) for i in ids],
+                      class_names=[str(names[i]) for i in ids] if all(i in names for i in ids) else None,
                       transform=transform, meta={"bbox": a["bbox"], "part": a["part"]}, name="cars196", info=INFO)
     return SplitSource(ds, class_mask(ds.labels, ds.class_ids, TRAIN_CLASSES))

@@ -156,8 +156,8 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
     entry = _entry(name)
     info, quiet = entry.info, not progress
     if info.source in {"generated", "package"}:
-        _say(f"{info.name}: nothing to download ({'generated' if info.source == 'generated' else 'ships with a package'})",
-             quiet)
+        what = "generated" if info.source == "generated" else "ships with a package"
+        _say(f"{info.name}: nothing to download ({what})", quiet)
         return None
     if info.source != "download" or not info.files:
         raise DownloadError(f"{info.name} cannot be downloaded automatically.\n{info.how_to_get()}")

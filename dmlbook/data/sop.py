@@ -8,7 +8,6 @@ classes 1-11,318 train (59,551 images), 11,319-22,634 test (60,502 images).
 """
 from __future__ import annotations
 
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +35,12 @@ INFO = DatasetInfo(
 
 
 def check(folder: Path) -> str | None:
-    """The first missing list file, or the first listed image's folder when the images are missing."""
+    """The first missing list file, or the first missing image folder (``<category>_final/``)."""
     for name in FILES:
         if not (folder / name).is_file():
             return name
-    with open(folder / FILES[0], encoding="utf-8") as f:
-        first = [line.split() for line in islice(f, 2)][1:]  # skip the header
-    if first and len(first[0]) >= 4 and not (folder / first[0][3]).parent.is_dir():
-        return str(Path(first[0][3]).parent) + "/"
-    return None
+    dirs = sorted({str(Path(r[3]).parent) for name in FILES for r in read_rows(folder / name, skip_header=True)})
+    return next((f"{d}/" for d in dirs if not (folder / d).is_dir()), None)
 
 
 def load(folder: Path, *, transform: object = None) -> SplitSource:

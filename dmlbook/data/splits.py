@@ -66,7 +66,7 @@ def carve_val_classes(classes: Sequence[int] | np.ndarray, *, val_fraction: floa
     classes = np.unique(np.asarray(classes))
     if val_fraction == 0:
         return classes, classes[:0]
-    n_val = max(1, int(round(val_fraction * len(classes))))
+    n_val = max(1, round(val_fraction * len(classes)))
     if n_val >= len(classes):
         raise ValueError(f"val_fraction={val_fraction} would leave no training classes out of {len(classes)}; "
                          "use a smaller fraction")
@@ -92,7 +92,7 @@ def apply_split(source: SplitSource, split: str, *, val_fraction: float = 0.2, s
         val = train & class_mask(ds.labels, ds.class_ids, val_ids)
     else:
         train_idx = np.flatnonzero(train)
-        n_val = max(1, int(round(val_fraction * len(train_idx)))) if val_fraction > 0 else 0
+        n_val = max(1, round(val_fraction * len(train_idx))) if val_fraction > 0 else 0
         val = np.zeros(len(ds), dtype=bool)
         val[np.random.default_rng(seed).choice(train_idx, size=n_val, replace=False)] = True
     return ds.subset(val if split == "val" else train & ~val, relabel=True, split=split)

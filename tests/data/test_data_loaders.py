@@ -1,0 +1,214 @@
+"""Each loader on a tiny fabricated tree in the official layout, plus the registry and its errors."""
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from dmlbook.data import (
+    DatasetInfo,
+    DatasetNotFoundError,
+    ImageDataset,
+    dataset_info,
+    dataset_status,
+    find_root,
+    list_datasets,
+    load_dataset,
+)
+from dmlbook.data import transforms as T
+from dmlbook.data.fashion_mnist import read_idx
+
+NAMES = ["synthetic", "digits", "fashion_mnist", "cars196", "cars196_features", "cub200", "sop", "folder", "features"]
+
+
+def test_registry_names_and_info():
+    assert list_datasets() == NAMES
+    for name in NAMES:
+        info = dataset_info(name)
+        assert isinstance(info, DatasetInfo) and info.name == name
+        assert info.input_kind in {"features", "image", "gray28", "gray8", "points"}
+        assert info.embedding_dim > 0 and info.batch_p >= 1 and info.batch_k >= 2
+    assert dataset_info("cars196").split == "classes 1-98 train, 99-196 test"
+    assert dataset_info("Fashion-MNIST").name == "fashion_mnist"
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="'cars196'.*got 'imagenet'"):
+        load_dataset("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("digits", split="validation")
+
+
+def test_fashion_mnist_layout(fake_fashion):
+    tr = load_dataset("fashion_mnist", root=fake_fashion, split="train", val_fraction=0)
+    te = load_dataset("fashion_mnist", root=fake_fashion, split="test")
+    assert len(tr) == len(te) == 30 and tr.class_names[0] == "T-shirt/top" and te.class_names[0] == "Sandal"
+    x, y = tr[0]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and 0 <= y < 5
+    img = load_dataset("fashion_mnist", root=fake_fashion, split="train", protocol="images", val_fraction=0)
+    assert len(img) == 40 and img.num_classes == 10
+    assert len(load_dataset("fashion_mnist", root=fake_fashion, split="test", protocol="images")) == 20
+    # uncompressed files are accepted too
+    raw = fake_fashion / "t10k-labels-idx1-ubyte"
+    raw.write_bytes(gzip.decompress((fake_fashion / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    (fake_fashion / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert len(load_dataset("fashion_mnist", root=fake_fashion, split="all")) == 60
+
+
+def test_fashion_from_data_home(fake_fashion, monkeypatch):
+    monkeypatch.setenv("DMLBOOK_DATA", str(fake_fashion.parent))
+    fake_fashion.rename(fake_fashion.parent / "fashion-mnist")  # second candidate name
+    assert find_root("fashion_mnist").name == "fashion-mnist"
+
+
+def test_idx_errors(tmp_path):
+    bad = tmp_path / "x-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"\x01\x02\x03\x04"))
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(bad)
+    short = tmp_path / "y-idx1-ubyte"
+    short.write_bytes(bytes([0, 0, 8, 1]) + np.asarray([5], ">u4").tobytes() + b"\x01\x02")
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(short)
+
+
+def test_cub_layout(fake_cub):
+    all_ = load_dataset("cub200", root=fake_cub, split="all")
+    assert isinstance(all_, ImageDataset) and len(all_) == 24 and all_.num_classes == 8
+    assert all_.meta["bbox"].shape == (24, 4) and all_.class_names[0] == "001.Bird_1"
+    tr = load_dataset("cub200", root=fake_cub, split="train", val_fraction=0.2)
+    va = load_dataset("cub200", root=fake_cub, split="val", val_fraction=0.2)
+    te = load_dataset("cub200", root=fake_cub, split="test")
+    assert (tr.num_classes, va.num_classes, te.num_classes) == (4, 1, 3)
+    assert set(te.class_ids) == {101, 102, 103} and set(tr.class_ids) | set(va.class_ids) == {1, 2, 3, 4, 5}
+    x, y = tr[0]  # default training transform: 224 x 224, normalised
+    assert x.shape == (3, 224, 224) and isinstance(y, int)
+    small = load_dataset("cub200", root=fake_cub, split="test", transform=T.Compose([T.Resize(8), T.ToTensor()]))
+    assert small[0][0].shape == (3, 8, 8)
+
+
+def test_cub_nested_folder_from_data_home(fake_cub, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "cub200").mkdir(parents=True)
+    fake_cub.rename(home / "cub200" / "CUB_200_2011")
+    monkeypatch.setenv("DMLBOOK_DATA", str(home))
+    assert len(load_dataset("cub200", split="test")) == 9
+
+
+def test_cars_csv_layout(fake_cars_csv):
+    tr = load_dataset("cars196", root=fake_cars_csv, split="train", val_fraction=0)
+    te = load_dataset("cars196", root=fake_cars_csv, split="test")
+    assert list(tr.class_ids) == [1, 2, 3] and list(te.class_ids) == [99, 100, 101]
+    assert len(tr) == len(te) == 9 and tr.meta["bbox"].shape == (9, 4)
+    assert te.class_names[0] == "Car model 99"
+
+
+def test_cars_devkit_layout(fake_cars_devkit):
+    all_ = load_dataset("cars196", root=fake_cars_devkit, split="all")
+    assert len(all_) == 18 and set(all_.meta["part"]) == {"train", "test"}
+    assert all_.class_names[0] == "Model 1" and all_.class_names[-1] == "Model 101"
+    te = load_dataset("cars196", root=fake_cars_devkit, split="test", transform=T.ToTensor())
+    x, _ = te[0]
+    assert x.shape == (3, 10, 12)
+    assert any("cars_test" in p for p in all_.paths) and any("cars_train" in p for p in all_.paths)
+    (fake_cars_devkit / "cars_test_annos_withlabels.mat").unlink()  # train half only
+    assert len(load_dataset("cars196", root=fake_cars_devkit, split="all")) == 9
+
+
+def test_cars_annos_layout(tmp_path, cars_rows, fakes):
+    root = tmp_path / "cars196"
+    rows = [(c, f"car_ims/{f[:-4]}0.jpg") for c, f in cars_rows]
+    for c, f in rows:
+        fakes.write_jpeg(root / f, (c, 1, 1))
+    names = np.empty((1, 196), dtype=object)
+    names[0, :] = [np.array([f"M{i}"]) for i in range(1, 197)]
+    # cars_annos.mat: relative_im_path instead of fname, plus a 'test' flag
+    import scipy.io as sio
+
+    fields = ["relative_im_path", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "test"]
+    rec = np.empty((1, len(rows)), dtype=[(f, object) for f in fields])
+    for i, (c, f) in enumerate(rows):
+        rec[0, i] = (np.array([f]), *[np.array([[v]], np.uint16) for v in (1, 2, 3, 4, c, i % 2)])
+    sio.savemat(str(root / "cars_annos.mat"), {"annotations": rec, "class_names": names})
+    all_ = load_dataset("cars196", root=root, split="all")
+    assert len(all_) == 18 and all_.class_names[-1] == "M101" and set(all_.meta["part"]) == {"train", "test"}
+
+
+def test_sop_layout(fake_sop):
+    tr = load_dataset("sop", root=fake_sop, split="train", val_fraction=0)
+    te = load_dataset("sop", root=fake_sop, split="test")
+    assert list(tr.class_ids) == [1, 2, 3] and list(te.class_ids) == [4, 5]
+    assert set(te.meta["super_class_id"]) == {1, 2}
+    assert load_dataset("sop", root=fake_sop, split="val", val_fraction=0.34).num_classes == 1
+
+
+def test_folder_layout(fake_folder):
+    all_ = load_dataset("folder", root=fake_folder, split="all", transform=T.ToTensor())
+    assert all_.class_names == ["beach", "forest", "harbor", "river"] and len(all_) == 12
+    assert all(p.endswith(".jpg") for p in all_.paths)
+    tr = load_dataset("folder", root=fake_folder, split="train", val_fraction=0)
+    assert tr.class_names == ["beach", "forest"]
+    tr = load_dataset("folder", root=fake_folder, split="train", val_fraction=0, train_classes=["river"])
+    assert tr.class_names == ["river"]
+    with pytest.raises(ValueError, match="unknown classes"):
+        load_dataset("folder", root=fake_folder, train_classes=["desert"])
+    # <root>/<class>/* without an images/ level
+    assert len(load_dataset("folder", root=fake_folder / "images", split="all")) == 12
+
+
+def test_features_npz(fake_npz):
+    ds = load_dataset("features", root=fake_npz, split="all", key="mobilenet_v2_1.0_224_quant")
+    assert ds.data.shape == (24, 5) and ds.num_classes == 6 and "fnames" in ds.meta
+    with pytest.raises(ValueError, match="choose one with key="):
+        load_dataset("features", root=fake_npz)
+    with pytest.raises(ValueError, match="no array 'nope'"):
+        load_dataset("features", root=fake_npz, key="nope")
+    tr = load_dataset("features", root=fake_npz.parent, split="train", val_fraction=0, key="mobilenet_v2_1.0_224_quant")
+    assert list(tr.class_ids) == [1, 2, 3]
+    cars = load_dataset("cars196_features", root=fake_npz, split="all")  # default key: the v1 embedding
+    assert cars.data.shape == (24, 3)
+
+
+@pytest.mark.parametrize("name, fixture, remove, missing", [
+    ("cub200", "fake_cub", "image_class_labels.txt", "image_class_labels.txt"),
+    ("cub200", "fake_cub", "images", "images/"),
+    ("fashion_mnist", "fake_fashion", "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"),
+    ("cars196", "fake_cars_csv", "images", "images/"),
+    ("cars196", "fake_cars_devkit", "cars_test", "cars_test/"),
+    ("sop", "fake_sop", "Ebay_test.txt", "Ebay_test.txt"),
+    ("sop", "fake_sop", "chair_final", "chair_final/"),
+])
+def test_missing_file_names_folder_file_and_source(name, fixture, remove, missing, request):
+    import shutil
+
+    root = request.getfixturevalue(fixture)
+    target = root / remove
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset(name, root=root)
+    err = info.value
+    assert isinstance(err, FileNotFoundError) and err.missing == missing and err.folder == root
+    text = str(err)
+    assert str(root) in text and missing in text and "data/README.md" in text
+    assert dataset_info(name).url.split()[0] in text
+
+
+def test_missing_folder_in_data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMLBOOK_DATA", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match="does not exist") as info:
+        load_dataset("cub200")
+    assert info.value.folder == tmp_path / "cub200"
+    assert "python -m dmlbook data download cub200" in str(info.value)
+    with pytest.raises(DatasetNotFoundError, match="Manual step"):
+        load_dataset("sop")
+    with pytest.raises(DatasetNotFoundError, match="pass root="):
+        load_dataset("features")
+    assert dataset_status("cub200")[0] is False and dataset_status("digits")[0] is True
+
+
+def test_explicit_root_missing(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        load_dataset("folder", root=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="sub-folders"):
+        load_dataset("folder", root=tmp_path / "empty")
