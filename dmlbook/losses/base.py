@@ -88,12 +88,13 @@ class MetricLoss(nn.Module):
     method: str = "none"
     matrix_kind: str = "distance"
 
+    def _matrix(self, embeddings: Tensor) -> Tensor:
+        if self.matrix_kind == "similarity":
+            return cosine_similarity_matrix(embeddings)  # (B, B)
+        return pairwise_distances(embeddings)  # (B, B)
+
     def _pairs(self, embeddings: Tensor, labels: Tensor, matrix: Tensor | None = None) -> Pairs:
-        if matrix is None:
-            if self.matrix_kind == "similarity":
-                matrix = cosine_similarity_matrix(embeddings)  # (B, B)
-            else:
-                matrix = pairwise_distances(embeddings)  # (B, B)
+        matrix = self._matrix(embeddings) if matrix is None else matrix  # (B, B)
         positive, negative = label_masks(labels)  # (B, B) each
         return Pairs(matrix, positive, negative, embeddings, labels)
 
@@ -109,8 +110,7 @@ class MetricLoss(nn.Module):
         embeddings, labels = check_embeddings_labels(embeddings, labels)
         embeddings = embeddings.detach()
         with torch.enable_grad():
-            base = self._pairs(embeddings, labels)
-            matrix = base.matrix.detach().requires_grad_(True)
+            matrix = self._matrix(embeddings).detach().requires_grad_(True)
             result = self.compute(self._pairs(embeddings, labels, matrix), details=True, **extra)
             if result.loss.requires_grad:
                 (grad,) = torch.autograd.grad(result.loss, matrix, allow_unused=True)
