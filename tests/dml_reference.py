@@ -5,6 +5,7 @@ value and (through autograd) the gradient to compare with the vectorised library
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -184,3 +185,241 @@ def assert_pml_parity(ours, pml_fn, *, dtype, device="cpu", seeds=(0, 1, 2), n=9
         assert abs(v1.item() - v2.item()) <= tol * max(abs(v2.item()), 1e-3), (seed, v1.item(), v2.item())
         rel = ((g1 - g2).norm() / g2.norm().clamp(min=1e-30)).item()
         assert rel <= tol, f"seed {seed}: relative gradient difference {rel:.2e} > {tol}"
+
+
+# ---- N-pair, angular (PML's forms) ----------------------------------------------------------------------------
+
+
+def npairs(x, y, negatives="pairs"):
+    """PML's NPairsLoss: the first two samples of each class form its pair; CE of the anchor over the pairs'
+    positives. ``negatives="all"``: every sample of another class instead."""
+    u, lab = _unit(x), y.tolist()
+    n = len(lab)
+    chosen = []
+    for c in sorted(set(lab)):
+        members = [i for i in range(n) if lab[i] == c]
+        if len(members) >= 2:
+            chosen.append((members[0], members[1]))
+    if not chosen:
+        return torch.zeros((), dtype=torch.float64)
+    terms = []
+    for a, p in chosen:
+        s_ap = u[a] @ u[p]
+        if negatives == "pairs":
+            others = [q for b, q in chosen if b != a]
+        else:
+            others = [m for m in range(n) if lab[m] != lab[a]]
+        zero = torch.zeros((), dtype=torch.float64)
+        terms.append(torch.log(1 + sum((torch.exp(u[a] @ u[m] - s_ap) for m in others), zero)))
+    return sum(terms) / len(terms)
+
+
+def angular(x, y, alpha=40.0):
+    """PML's AngularLoss: every ordered positive pair, every negative; the negative enters un-normalised."""
+    u, (pos, _) = _unit(x), _pairs(y.tolist())
+    lab = y.tolist()
+    t2 = math.tan(math.radians(alpha)) ** 2
+    terms = []
+    for a, p in pos:
+        negs = [m for m in range(len(lab)) if lab[m] != lab[a]]
+        if not negs:
+            return torch.zeros((), dtype=torch.float64)
+        f = [4 * t2 * (u[a] + u[p]) @ x[m] - 2 * (1 + t2) * (u[a] @ u[p]) for m in negs]
+        terms.append(torch.log(1 + sum(torch.exp(v) for v in f)))
+    return sum(terms) / len(terms) if terms else torch.zeros((), dtype=torch.float64)
+
+
+# ---- Ranked list loss, the released code's variant (algorithms.md §6.2) -----------------------------------------
+
+
+def _rll_official_terms(x, y, margin, Tn, imbalance, alpha, Tp):
+    """Per query i: constants (S_i, Σ_P w, Σ_N w) and the lists of (j, sign, w, d_ij) with d_ij = ||u_i − sg(u_j)||."""
+    alpha = 1 + margin / 2 if alpha is None else alpha
+    inner = alpha - margin
+    u, lab = _unit(x), y.tolist()
+    n = len(lab)
+    queries = []
+    for i in range(n):
+        items = []
+        for j in range(n):
+            if j == i:
+                continue
+            d = (u[i] - u[j].detach()).norm()  # the reference side is a constant
+            dv = d.item()
+            if lab[j] == lab[i] and dv > inner:
+                items.append((+1, math.exp(Tp * (dv - inner)), d))
+            if lab[j] != lab[i] and 0 < dv < alpha:
+                items.append((-1, math.exp(Tn * (alpha - dv)), d))
+        sum_p = sum(w for s, w, _ in items if s > 0)
+        sum_n = sum(w for s, w, _ in items if s < 0)
+        queries.append((sum_p + sum_n, sum_p, sum_n, items))
+    return queries, alpha, inner
+
+
+def ranked_list_official(x, y, margin=0.4, Tn=10.0, imbalance=0.5, alpha=None, Tp=0.0):
+    """Σ_i (S_i/S) [(1−λ) Σ_{P*_i} w (d − (α−m)) / Σ w + λ Σ_{N*_i} w (α − d) / Σ w], w and S constants,
+    d_ij = ||x̂_i − sg(x̂_j)||."""
+    queries, alpha, inner = _rll_official_terms(x, y, margin, Tn, imbalance, alpha, Tp)
+    total_s = sum(q[0] for q in queries)
+    total = torch.zeros((), dtype=torch.float64)
+    if total_s == 0:
+        return total + 0 * x.sum()
+    for s_i, sum_p, sum_n, items in queries:
+        for sign, w, d in items:
+            if sign > 0:
+                total = total + (s_i / total_s) * (1 - imbalance) * w / sum_p * (d - inner)
+            else:
+                total = total + (s_i / total_s) * imbalance * w / sum_n * (alpha - d)
+    return total
+
+
+def ranked_list_official_surrogate(x, y, margin=0.4, Tn=10.0, alpha=None, Tp=0.0):
+    """algorithms.md §6.2 verbatim: L_code = Σ_i (S_i/S) Σ_{j≠i} sg(c_ij) s_ij ||f_i − sg(f_j)||, c_ij = ½ w_ij / Σ w
+    over P*_i (s = +1) or N*_i (s = −1). Only its gradient is meaningful."""
+    queries, _, _ = _rll_official_terms(x, y, margin, Tn, 0.5, alpha, Tp)
+    total_s = sum(q[0] for q in queries)
+    total = torch.zeros((), dtype=torch.float64)
+    for s_i, sum_p, sum_n, items in queries:
+        for sign, w, d in items:
+            c = 0.5 * w / (sum_p if sign > 0 else sum_n)
+            total = total + (s_i / total_s) * c * sign * d
+    return total
+
+
+# ---- Symmetrical synthesis (Gu & Ko, AAAI 2020; algorithms.md §4) ----------------------------------------------
+
+
+def symmetric_point(p, axis, ratio=2.0, norm_ratio=1.0):
+    """The released code's tf_get_symmetric_point(anchor=axis, pos=p), row by row: U = A/||A||,
+    R = A + ((P − A)·U) U, Q = β (α R − P)."""
+    rows = []
+    for p_i, a_i in zip(p, axis):
+        unit = a_i / a_i.norm()
+        r = a_i + ((p_i - a_i) @ unit) * unit
+        rows.append(norm_ratio * (ratio * r - p_i))
+    return torch.stack(rows)
+
+
+def symm_pool(x, y, ratio=2.0, norm_ratio=1.0):
+    """(pool, partner, members): the embeddings then their mirror images, each about its same-class partner."""
+    lab = y.tolist()
+    n = len(lab)
+    members = {c: [i for i in range(n) if lab[i] == c] for c in sorted(set(lab))}
+    partner = [0] * n
+    for a, b in members.values():
+        partner[a], partner[b] = b, a
+    mirrors = symmetric_point(x, x[partner], ratio, norm_ratio)
+    return torch.cat([x, mirrors]), partner, members
+
+
+def symm_mine(pool, y, partner, members, hardness="similarity"):
+    """For every anchor i and other class: the pool index of the hardest of x_k, x_l, x'_k, x'_l."""
+    n = len(partner)
+    u = _unit(pool)
+    chosen = {}
+    for i in range(n):
+        for c, (k, l) in members.items():
+            if c == y[i].item():
+                continue
+            cands = [k, l, n + k, n + l]
+            if hardness == "angular":
+                score = [((u[i] + u[partner[i]]) @ pool[m]).item() for m in cands]
+            else:
+                score = [(u[i] @ u[m]).item() for m in cands]
+            chosen[i, c] = cands[max(range(4), key=lambda t: (score[t], -t))]
+    return chosen
+
+
+def symm_triplet(x, y, margin=0.05, mining="all", ratio=2.0, norm_ratio=1.0):
+    pool, partner, members = symm_pool(x, y, ratio, norm_ratio)
+    chosen = symm_mine(pool, y, partner, members)
+    u, n = _unit(pool), len(partner)
+    terms = []
+    for a in range(n):
+        negs = [m for (i, _), m in chosen.items() if i == a]
+        if not negs:
+            continue
+        d_ap = _dist(u, a, partner[a])
+        if mining == "batch_hard":
+            negs = [min(negs, key=lambda m: _dist(u, a, m).item())]
+        for m in negs:
+            d_an = _dist(u, a, m)
+            if mining == "semi_hard" and not (d_ap.item() < d_an.item() <= d_ap.item() + margin):
+                continue
+            terms.append(torch.relu(d_ap - d_an + margin))
+    return _mean_nonzero(terms)
+
+
+def symm_lifted(x, y, neg_margin=1.0, pos_margin=0.0, ratio=2.0, norm_ratio=1.0):
+    pool, partner, members = symm_pool(x, y, ratio, norm_ratio)
+    chosen = symm_mine(pool, y, partner, members)
+    u, n = _unit(pool), len(partner)
+    if len(members) < 2:
+        return torch.zeros((), dtype=torch.float64)
+    terms = []
+    for i in range(n):
+        j = partner[i]
+        negs = [torch.exp(neg_margin - _dist(u, k, m)) for (k, _), m in chosen.items() if k in (i, j)]
+        J = torch.log(sum(negs)) + _dist(u, i, j) - pos_margin
+        terms.append(torch.relu(J) ** 2 / 2)
+    return sum(terms) / len(terms)
+
+
+def symm_npairs(x, y, ratio=2.0, norm_ratio=1.0):
+    pool, partner, members = symm_pool(x, y, ratio, norm_ratio)
+    chosen = symm_mine(pool, y, partner, members)
+    u = _unit(pool)
+    terms = []
+    for a, p in members.values():
+        s_ap = u[a] @ u[p]
+        negs = [m for (i, _), m in chosen.items() if i == a]
+        zero = torch.zeros((), dtype=torch.float64)
+        terms.append(torch.log(1 + sum((torch.exp(u[a] @ u[m] - s_ap) for m in negs), zero)))
+    return sum(terms) / len(terms)
+
+
+def symm_npairs_official(x, y, ratio=2.0, norm_ratio=1.0):
+    """symm_npair_loss of the released code on L2-normalised points: element-wise max over the six combinations."""
+    _, _, members = symm_pool(x, y, ratio, norm_ratio)
+    firsts = [a for a, _ in members.values()]
+    seconds = [p for _, p in members.values()]
+    A, P = x[firsts], x[seconds]
+    S1, S2 = symmetric_point(P, A, ratio, norm_ratio), symmetric_point(A, P, ratio, norm_ratio)
+    pts = [torch.stack(_unit(t)) for t in (A, P, S1, S2)]
+    k = len(firsts)
+    terms = []
+    for c in range(k):
+        row = []
+        for m in range(k):
+            sims = [pts[i][c] @ pts[j][m] for i, j in itertools.combinations(range(4), 2)]
+            row.append(max(sims, key=lambda t: t.item()))
+        logits = torch.stack(row)
+        terms.append(torch.logsumexp(logits, 0) - logits[c])
+    return sum(terms) / k
+
+
+def symm_angular(x, y, alpha=40.0, ratio=2.0, norm_ratio=1.0):
+    pool, partner, members = symm_pool(x, y, ratio, norm_ratio)
+    chosen = symm_mine(pool, y, partner, members, hardness="angular")
+    u, n = _unit(pool), len(partner)
+    if len(members) < 2:
+        return torch.zeros((), dtype=torch.float64)
+    t2 = math.tan(math.radians(alpha)) ** 2
+    terms = []
+    for a in range(n):
+        p = partner[a]
+        negs = [m for (i, _), m in chosen.items() if i == a]
+        f = [4 * t2 * (u[a] + u[p]) @ pool[m] - 2 * (1 + t2) * (u[a] @ u[p]) for m in negs]
+        terms.append(torch.log(1 + sum(torch.exp(v) for v in f)))
+    return sum(terms) / len(terms)
+
+
+def pair_batch(n_classes=4, dim=5, *, dtype=torch.float64, seed=0, shuffle=True):
+    """A batch of same-class pairs (every class exactly twice), in shuffled order."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2 * n_classes, dim, generator=g, dtype=torch.float64).to(dtype)
+    y = torch.arange(n_classes).repeat_interleave(2)
+    if shuffle:
+        perm = torch.randperm(2 * n_classes, generator=g)
+        y = y[perm]
+    return x, y

@@ -7,10 +7,12 @@ per-pair gradient). ``build_loss(name, **kwargs)`` creates one by the name the c
 from __future__ import annotations
 
 from .._checks import check_choice
+from .angular import AngularLoss
 from .base import LossDetails, MetricLoss
 from .contrastive import ContrastiveLoss
 from .lifted import LiftedStructureLoss
 from .multi_similarity import MultiSimilarityLoss
+from .npairs import NPairsLoss
 from .osm_caa import OSMCAALoss
 from .ranked_list import RankedListLoss
 from .triplet import TripletMarginLoss
@@ -23,12 +25,14 @@ LOSSES: dict[str, type[MetricLoss]] = {
     "ranked_list": RankedListLoss,
     "osm": OSMCAALoss,
     "osm_caa": OSMCAALoss,
+    "npairs": NPairsLoss,
+    "angular": AngularLoss,
 }
 
 
 def build_loss(name: str, **kwargs) -> MetricLoss:
     """A loss by name: ``contrastive``, ``triplet``, ``multi_similarity``, ``lifted``, ``ranked_list``, ``osm``
-    (OSM without attention) or ``osm_caa``. Keyword arguments go to the constructor."""
+    (OSM without attention), ``osm_caa``, ``npairs`` or ``angular``. Keyword arguments go to the constructor."""
     check_choice(name, LOSSES, "loss")
     if name == "osm":
         kwargs.setdefault("attention", "none")
@@ -49,4 +53,6 @@ __all__ = [
     "LiftedStructureLoss",
     "RankedListLoss",
     "OSMCAALoss",
+    "NPairsLoss",
+    "AngularLoss",
 ]
