@@ -18,6 +18,17 @@ from torch import Tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# TensorFlow / TF-slim ImageNet models (e.g. Google's MobileNetV2) read pixels scaled to [-1, 1]:
+# ``Normalize(TF_MEAN, TF_STD)`` after ToTensor gives (x - 0.5) / 0.5 = pixel / 127.5 - 1.
+TF_MEAN = (0.5, 0.5, 0.5)
+TF_STD = (0.5, 0.5, 0.5)
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def _check_interpolation(interpolation: str) -> str:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}")
+    return interpolation
 
 
 def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -54,16 +65,19 @@ def crop(img: Any, top: int, left: int, height: int, width: int) -> Any:
     return img[..., top:top + height, left:left + width]
 
 
-def resize(img: Any, size: tuple[int, int]) -> Any:
-    """Resize to exactly (height, width), bilinear (antialiased when shrinking)."""
+def resize(img: Any, size: tuple[int, int], *, interpolation: str = "bilinear") -> Any:
+    """Resize to exactly (height, width), ``interpolation`` "bilinear" (default) or "bicubic" (antialiased when
+    shrinking)."""
+    _check_interpolation(interpolation)
     if not _is_tensor(img):
         from PIL import Image  # a PIL image was passed, so PIL is installed
 
-        return img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        resample = Image.Resampling.BICUBIC if interpolation == "bicubic" else Image.Resampling.BILINEAR
+        return img.resize((size[1], size[0]), resample)
     x = img.float() if not img.is_floating_point() else img
     squeeze = x.dim() == 2
     x = x[None, None] if squeeze else x[None]
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    x = F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=True)
     return x[0, 0] if squeeze else x[0]
 
 
@@ -88,18 +102,21 @@ class Compose:
 
 
 class ResizeShorter:
-    """Resize so that the shorter side is ``size``, keeping the aspect ratio."""
+    """Resize so that the shorter side is ``size``, keeping the aspect ratio (``interpolation``: see
+    :func:`resize`)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, interpolation: str = "bilinear") -> None:
         self.size = _pair(size, "size")[0]
+        self.interpolation = _check_interpolation(interpolation)
 
     def __call__(self, img: Any) -> Any:
         h, w = image_size(img)
         s = self.size / min(h, w)
-        return resize(img, (max(1, round(h * s)), max(1, round(w * s))))
+        return resize(img, (max(1, round(h * s)), max(1, round(w * s))), interpolation=self.interpolation)
 
     def __repr__(self) -> str:
-        return f"ResizeShorter({self.size})"
+        extra = "" if self.interpolation == "bilinear" else f", interpolation={self.interpolation!r}"
+        return f"ResizeShorter({self.size}{extra})"
 
 
 class Resize:
@@ -240,8 +257,9 @@ def train_transform(size: int = 224, *, mean: Sequence[float] = IMAGENET_MEAN,
 
 
 def eval_transform(size: int = 224, *, resize_to: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD) -> Compose:
+                   std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> Compose:
     """Resize the shorter side to ``resize_to`` (default ``size * 8 / 7``, i.e. 256 for 224), centre-crop
-    ``size``, to tensor, normalize."""
+    ``size``, to tensor, normalize. For TF-style models pass ``mean=TF_MEAN, std=TF_STD`` (inputs in [-1, 1])."""
     resize_to = round(size * 8 / 7) if resize_to is None else resize_to
-    return Compose([ResizeShorter(resize_to), CenterCrop(size), ToTensor(), Normalize(mean, std)])
+    return Compose([ResizeShorter(resize_to, interpolation=interpolation), CenterCrop(size), ToTensor(),
+                    Normalize(mean, std)])

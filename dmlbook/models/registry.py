@@ -72,7 +72,7 @@ def build_model(
 
     Args:
         name: one of :func:`available_models`: ``mlp``, ``linear``, ``small_cnn``, ``resnet50``,
-            ``googlenet``.
+            ``googlenet``, ``mobilenet_v2`` (kwargs ``pretrained=True|path``, ``attention_after=(stages)``).
         in_dim: feature dimension, required by the feature models (``mlp``, ``linear``), refused by others.
         in_channels: image channels for the image models (default: the model's own, 1 for ``small_cnn``,
             3 for the ImageNet backbones, which accept nothing else).
