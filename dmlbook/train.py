@@ -84,10 +84,11 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                              "patience": 10, "val_fraction": 0.2, "loss_args": _FROZEN_FEATURE_LOSS_ARGS},
     "features": {"model": "linear", "embedding_dim": 512, "epochs": 60, "lr": 1e-4, "weight_decay": 1e-4, "patience": 10,
                      "val_fraction": 0.2, "loss_args": _FROZEN_FEATURE_LOSS_ARGS},
-    "cars196": {"model": "resnet50", "epochs": 30, "lr": 1e-5, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
-    "cub200": {"model": "resnet50", "epochs": 30, "lr": 1e-5, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
-    "sop": {"model": "resnet50", "epochs": 30, "lr": 1e-5, "patience": 5, "val_fraction": 0.1, "num_workers": 2},
-    "folder": {"model": "resnet50", "epochs": 30, "lr": 1e-5, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
+    "cars196": {"model": "mobilenet_v2", "pretrained": "default", "image_size": 112, "backbone_lr_mult": 0.1,
+                "batch_p": 16, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
+    "cub200": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
+    "sop": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.1, "num_workers": 2},
+    "folder": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
 }
 
 
@@ -116,6 +117,12 @@ class TrainConfig:
         out: output folder (``None``: nothing is written); ``resume``: continue from ``out/checkpoint.pt``.
         num_workers: data-loader processes for image datasets; ``eval_batch_size``: batch size when embedding.
         progress: show tqdm progress bars.
+        pretrained: ImageNet weights for image backbones: a file, or ``"default"`` (the model's own default
+            location, e.g. ``$DMLBOOK_DATA/weights/`` for ``mobilenet_v2``), or ``"none"`` (random initialisation).
+        image_size: training/evaluation crop size for image datasets (default: the dataset's, 224).
+        backbone_lr_mult: learning-rate factor for every model parameter outside its final ``embedding`` layer
+            (end-to-end fine-tuning usually wants the pretrained backbone to move slower than the new head).
+        channels_last: run image models in channels-last memory format (about 2x faster on CPU for MobileNetV2).
     """
 
     dataset: str = "synthetic"
@@ -145,6 +152,10 @@ class TrainConfig:
     num_workers: int | None = None
     eval_batch_size: int = 512
     progress: bool = True
+    pretrained: str | None = None
+    image_size: int | None = None
+    backbone_lr_mult: float | None = None
+    channels_last: bool = True
 
     def resolved(self) -> TrainConfig:
         """A copy with every ``None`` replaced by the dataset's default; validates names and numbers."""
@@ -155,7 +166,7 @@ class TrainConfig:
         check_choice(self.device, DEVICES, "device")
         info = dataset_info(self.dataset)
         defaults: dict[str, Any] = {"embedding_dim": info.embedding_dim, "batch_p": info.batch_p, "batch_k": info.batch_k,
-                    "epochs": 10, "patience": 0, "lr": 1e-3, "weight_decay": 0.0, "val_fraction": 0.2,
+                    "epochs": 10, "patience": 0, "lr": 1e-3, "backbone_lr_mult": 1.0, "weight_decay": 0.0, "val_fraction": 0.2,
                     "num_workers": 0, **DATASET_DEFAULTS.get(info.name, {})}
         out = dataclasses.replace(self, dataset=info.name)
         for name, value in defaults.items():
@@ -174,7 +185,9 @@ class TrainConfig:
             _check_int(getattr(out, name), name, 0)
         if out.batches_per_epoch is not None:
             _check_int(out.batches_per_epoch, "batches_per_epoch", 1)
-        for name in ("lr", "loss_lr_mult"):
+        if out.image_size is not None:
+            _check_int(out.image_size, "image_size", 32)
+        for name in ("lr", "loss_lr_mult", "backbone_lr_mult"):
             _check_float(getattr(out, name), name, positive=True)
         _check_float(out.weight_decay, "weight_decay", positive=False)
         _check_float(out.val_fraction, "val_fraction", positive=False)
@@ -227,10 +240,28 @@ def build_loss_for(config: TrainConfig, num_classes: int) -> MetricLoss:
 def build_model_for(config: TrainConfig, sample: Tensor) -> nn.Module:
     """The configured model for inputs shaped like ``sample`` (one x of the dataset)."""
     if sample.dim() == 1:
+        if config.pretrained not in (None, "none"):
+            raise ValueError(f"pretrained= is for image backbones; {config.model!r} takes feature vectors")
         return build_model(config.model, in_dim=sample.shape[0], embedding_dim=config.embedding_dim,
                            **config.model_args)
-    return build_model(config.model, in_channels=sample.shape[0], embedding_dim=config.embedding_dim,
-                       **config.model_args)
+    args = dict(config.model_args)
+    if config.pretrained not in (None, "none"):
+        args["pretrained"] = True if config.pretrained == "default" else config.pretrained
+    return build_model(config.model, in_channels=sample.shape[0], embedding_dim=config.embedding_dim, **args)
+
+
+def set_image_transforms(model: nn.Module, datasets: Sequence[Any], config: TrainConfig) -> None:
+    """Give image datasets the augmentation (train) / centre crop (others) at ``image_size``, normalised the way
+    the model's weights expect (``[-1, 1]`` for TensorFlow-format weights, ImageNet mean/std otherwise)."""
+    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, eval_transform, train_transform
+
+    tf = getattr(model, "weights_format", None) == "tf"
+    mean, std = (TF_MEAN, TF_STD) if tf else (IMAGENET_MEAN, IMAGENET_STD)
+    for ds in datasets:
+        if isinstance(ds, ImageDataset):
+            size = config.image_size or (ds.info.image_size if ds.info is not None else None) or 224
+            ds.transform = (train_transform(size, mean=mean, std=std) if ds.split == "train"
+                            else eval_transform(size, mean=mean, std=std))
 
 
 def _in_memory(dataset: Any) -> bool:
@@ -282,7 +313,12 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
 
 
 def make_optimizer(model: nn.Module, loss_fn: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("embedding")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("embedding")]
+    if config.backbone_lr_mult == 1.0 or not head:
+        groups = [{"params": head + body, "lr": config.lr}]
+    else:  # a new head on a pretrained backbone: the backbone moves slower
+        groups = [{"params": head, "lr": config.lr}, {"params": body, "lr": config.lr * config.backbone_lr_mult}]
     loss_params = [p for p in loss_fn.parameters() if p.requires_grad]
     if loss_params:
         groups.append({"params": loss_params, "lr": config.lr * config.loss_lr_mult})
@@ -522,6 +558,9 @@ def train(config: TrainConfig | None = None, *, on_step: Callable[[StepInfo], No
         config.batch_p = max(info.world_size, usable - usable % info.world_size)
     torch.manual_seed(config.seed)
     model = build_model_for(config, train_set[0][0])
+    set_image_transforms(model, [d for d in (train_set, val_set, test_set) if d is not None], config)
+    if config.channels_last and isinstance(train_set, ImageDataset):
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss_for(config, train_set.num_classes)
     checkpoint = out / "checkpoint.pt" if out is not None else None
     fitted = fit(model, loss_fn, train_set, val_set=val_set, config=config, device=device, checkpoint=checkpoint,
@@ -596,6 +635,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a model argument, e.g. --model-arg hidden_dims=(512,)")
     p.add_argument("--data-arg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
                    help="a dataset-loader argument, e.g. --data-arg key=mobilenet_v2_1.0_224_quant")
+    p.add_argument("--pretrained", default=None, help="ImageNet weights file for image backbones, or 'default'")
+    p.add_argument("--image-size", type=int, default=None, help="crop size for image datasets")
+    p.add_argument("--backbone-lr-mult", type=float, default=None, help="lr factor for the pretrained backbone")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -608,7 +650,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_k=args.batch_k, batches_per_epoch=args.batches_per_epoch, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, loss_lr_mult=args.loss_lr_mult, schedule=args.schedule,
         val_fraction=args.val_fraction, seed=args.seed, device=args.device, amp=args.amp, out=args.out,
-        resume=args.resume, num_workers=args.num_workers, progress=not args.no_progress)
+        resume=args.resume, num_workers=args.num_workers, progress=not args.no_progress,
+        pretrained=args.pretrained, image_size=args.image_size, backbone_lr_mult=args.backbone_lr_mult)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
