@@ -67,6 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["128x128", "128x512", "512x128", "512x512", "1024x128", "1024x512"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--losses", nargs="+", default=None, metavar="NAME",
+        help="only these rows (e.g. contrastive osm_caa); names as in the table, spaces as underscores",
+    )
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument(
@@ -87,12 +91,16 @@ def main() -> None:
         x = torch.randn(b, d, generator=g).to(device)
         y = (torch.arange(b) // 4).to(device)
         for name, (ours, pml) in cases.items():
+            if args.losses is not None and name.replace(" ", "_") not in args.losses:
+                continue
             if args.skip_cubic and (
                 (b > 512 and name in {"triplet all", "triplet semi_hard"}) or (b > 128 and name == "lifted")
             ):
                 continue
             t = bench({"ours": ours, "pml": pml}, x, y, device, args.repeats, args.warmup)
             print(f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}", flush=True)
+        if args.losses is not None and "osm_caa" not in args.losses:
+            continue
         osm = OSMCAALoss(num_classes=b // 4, embedding_dim=d).to(device)
         t = bench({"osm": osm, "contrastive": ContrastiveLoss()}, x, y, device, args.repeats, args.warmup)
         print(f"{'osm_caa / own contrastive':26s} {b:5d} {d:4d} {t['osm']:11.2f} {t['contrastive']:9.2f} "

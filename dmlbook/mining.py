@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .distances import as_float
+
 __all__ = [
     "PairWeights",
     "hardest_triplets",
@@ -168,12 +170,14 @@ def osm_weights(
     * negatives: ``s⁻_ij = [α − d_ij]₊`` — negatives beyond the margin get weight 0.
 
     Differentiable (unlike the other miners here): call it under ``torch.no_grad()`` to treat the weights as
-    constants, as the official code does.
+    constants, as the official code does. The masks may be bool or 0/1 floats (faster).
 
     Returns:
         ``(w_pos, w_neg)``, (B, B), zero off their pair sets.
     """
     scale = sigma**2 if kernel == "paper" else 2.0 * sigma**2
-    w_pos = torch.exp(-(dist * dist) / scale) * positive  # (B, B)
-    w_neg = (margin - dist).clamp(min=0.0) * negative  # (B, B)
+    positive = positive if positive.is_floating_point() else as_float(positive, dist.dtype)  # (B, B) 0/1
+    negative = negative if negative.is_floating_point() else as_float(negative, dist.dtype)  # (B, B) 0/1
+    w_pos = torch.exp((dist * dist).mul_(-1.0 / scale)) * positive  # (B, B)
+    w_neg = (margin - dist).clamp_(min=0.0) * negative  # (B, B)
     return w_pos, w_neg

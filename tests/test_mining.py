@@ -68,3 +68,14 @@ def test_osm_weights_shape_of_the_kernels():
 def test_pair_weights_summary():
     w = PairWeights("x", torch.ones(2, 2), torch.zeros(2, 2), num_trivial=1, num_candidates=4, unit="pair")
     assert w.trivial_fraction == 0.25 and torch.equal(w.weights, torch.ones(2, 2))
+
+
+def test_osm_weights_accept_float_masks():
+    x, y = torch.randn(10, 4, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4, 0])
+    d = pairwise_distances(x)
+    pos, neg = label_masks(y)
+    for kernel in ("paper", "official"):
+        from_bool = osm_weights(d, pos, neg, sigma=0.8, margin=1.2, kernel=kernel)
+        from_float = osm_weights(d, pos.double(), neg.double(), sigma=0.8, margin=1.2, kernel=kernel)
+        assert all(torch.equal(a, b) for a, b in zip(from_bool, from_float))
+        assert torch.equal(from_bool[0] > 0, pos) and torch.all(from_bool[1][~neg] == 0)

@@ -20,6 +20,7 @@ from ..distances import cosine_similarity_matrix, label_masks, pairwise_distance
 from ..mining import PairWeights
 
 __all__ = ["Pairs", "LossResult", "LossDetails", "MetricLoss", "mean_of_nonzero", "zero_loss"]
+__all__ += ["count", "known_gradient"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,34 @@ def zero_loss(reference: Tensor) -> Tensor:
     return (reference * 0).sum()
 
 
+class _KnownGradient(torch.autograd.Function):
+    """A scalar computed without autograd, with its gradient w.r.t. the pair matrix supplied by the caller."""
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, value: Tensor, grad: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(grad)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream: Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * upstream, None, None  # (B, B)
+
+
+def known_gradient(value: Tensor, matrix: Tensor, grad: Tensor) -> Tensor:
+    """``value`` (0-dim, computed under no_grad) made differentiable w.r.t. ``matrix`` with ``∂value/∂matrix = grad``.
+
+    For a loss whose pair gradient has a closed form: one B×B pass in the backward instead of autograd's chain.
+    """
+    return _KnownGradient.apply(matrix, value, grad)
+
+
+def count(mask: Tensor) -> Tensor:
+    """Number of ones in a 0/1 float mask, a 0-dim tensor; exact (summed in float64 where the dtype could round)."""
+    exact = mask.dtype == torch.float64 or (mask.dtype == torch.float32 and mask.numel() < 2**24)
+    return mask.sum() if exact else mask.sum(dtype=torch.float64)
+
+
 def mean_of_nonzero(values: Tensor) -> Tensor:
     """Mean of the strictly positive entries (PML's ``AvgNonZeroReducer``); a connected zero if there are none."""
     count = (values > 0).sum()
@@ -82,16 +111,18 @@ class MetricLoss(nn.Module):
 
     A subclass sets ``method`` (its mining method's name), ``matrix_kind`` (``"distance"`` or ``"similarity"``) and
     implements ``compute(pairs, *, details, **extra) -> LossResult``; with ``details=True`` it must fill
-    ``LossResult.weights``.
+    ``LossResult.weights``. A loss whose gradient on the pair grid is symmetric, ``∂L/∂m_ij = ∂L/∂m_ji``, sets
+    ``symmetric_pair_gradient = True`` and ``forward`` uses the cheaper backward of the pair matrix.
     """
 
     method: str = "none"
     matrix_kind: str = "distance"
+    symmetric_pair_gradient: bool = False
 
-    def _matrix(self, embeddings: Tensor) -> Tensor:
+    def _matrix(self, embeddings: Tensor, *, symmetric: bool = False) -> Tensor:
         if self.matrix_kind == "similarity":
-            return cosine_similarity_matrix(embeddings)  # (B, B)
-        return pairwise_distances(embeddings)  # (B, B)
+            return cosine_similarity_matrix(embeddings, symmetric_grad=symmetric)  # (B, B)
+        return pairwise_distances(embeddings, symmetric_grad=symmetric)  # (B, B)
 
     def _pairs(self, embeddings: Tensor, labels: Tensor, matrix: Tensor | None = None) -> Pairs:
         matrix = self._matrix(embeddings) if matrix is None else matrix  # (B, B)
@@ -100,7 +131,8 @@ class MetricLoss(nn.Module):
 
     def forward(self, embeddings: Tensor, labels: Tensor, **extra) -> Tensor:  # type: ignore[override]
         embeddings, labels = check_embeddings_labels(embeddings, labels)
-        return self.compute(self._pairs(embeddings, labels), details=False, **extra).loss
+        matrix = self._matrix(embeddings, symmetric=self.symmetric_pair_gradient)  # (B, B)
+        return self.compute(self._pairs(embeddings, labels, matrix), details=False, **extra).loss
 
     def compute(self, pairs: Pairs, *, details: bool, **extra) -> LossResult:
         raise NotImplementedError

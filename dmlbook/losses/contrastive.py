@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 from .._checks import check_real
+from ..distances import as_float
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs
+from .base import LossResult, MetricLoss, Pairs, count
 
 
 class ContrastiveLoss(MetricLoss):
@@ -21,6 +22,7 @@ class ContrastiveLoss(MetricLoss):
     """
 
     method = "none"
+    symmetric_pair_gradient = True  # c_ij = c_ji: both orders of a pair are treated alike
 
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
         super().__init__()
@@ -29,20 +31,22 @@ class ContrastiveLoss(MetricLoss):
 
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
         # With the active pairs fixed the loss is linear in d: L = Σ c_ij d_ij + const, c = ±1/(active count).
+        # Masks are 0/1 floats throughout: bool tensors take slow paths on a CPU.
         d = pairs.matrix  # (B, B)
         with torch.no_grad():
-            pos_active = (d > self.pos_margin).logical_and_(pairs.positive)  # (B, B) [d − m⁺]₊ > 0
-            neg_active = (d < self.neg_margin).logical_and_(pairs.negative)  # (B, B) [m⁻ − d]₊ > 0
-            n_pos, n_neg = pos_active.sum(), neg_active.sum()
-            coef = pos_active.to(d.dtype).div_(n_pos.clamp(min=1))  # (B, B)
-            coef.sub_(neg_active.to(d.dtype).div_(n_neg.clamp(min=1)))
+            pos_active = torch.gt(d, self.pos_margin, out=torch.empty_like(d))  # (B, B) [d − m⁺]₊ > 0
+            pos_active.mul_(as_float(pairs.positive, d.dtype))
+            neg_active = torch.lt(d, self.neg_margin, out=torch.empty_like(d))  # (B, B) [m⁻ − d]₊ > 0
+            neg_active.mul_(as_float(pairs.negative, d.dtype))
+            n_pos, n_neg = count(pos_active), count(neg_active)
+            coef = torch.div(pos_active, n_pos.clamp(min=1))  # (B, B)
+            coef.addcdiv_(neg_active, n_neg.clamp(min=1), value=-1.0)
             const = self.neg_margin * (n_neg > 0).to(d.dtype) - self.pos_margin * (n_pos > 0).to(d.dtype)
-        loss = (coef * d).sum() + const
+        loss = torch.dot(coef.flatten(), d.flatten()) + const
         if not details:
             return LossResult(loss)
-        pos_active, neg_active = pos_active.to(d.dtype), neg_active.to(d.dtype)
         candidates = int(pairs.positive.sum() + pairs.negative.sum())
-        trivial = candidates - int(pos_active.sum() + neg_active.sum())
+        trivial = candidates - int(n_pos + n_neg)
         return LossResult(loss, PairWeights(self.method, pos_active, neg_active, trivial, candidates, "pair"))
 
     def extra_repr(self) -> str:

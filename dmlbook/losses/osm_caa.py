@@ -11,19 +11,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, check_class_range, check_fraction, check_logits, check_positive
+from .._checks import check_choice, check_class_range, check_embeddings_labels, check_fraction, check_logits
+from .._checks import check_positive
 from ..attention import ATTENTION_KINDS, ClassAwareAttention, class_aware_attention, pair_attention
+from ..distances import as_float, normalized_pairwise_distances
 from ..mining import PairWeights, osm_weights
-from .base import LossResult, MetricLoss, Pairs
+from .base import LossResult, MetricLoss, Pairs, known_gradient
 
 OSM_VARIANTS = ("paper", "official")
 
 
+def _safe(total: Tensor) -> Tensor:
+    """A sum of weights, with 0 replaced by 1 (the weighted mean of nothing is 0, with a finite gradient)."""
+    return torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """``Σ_ij a_ij b_ij`` in one pass."""
+    return torch.dot(a.flatten(), b.flatten())
+
+
 def _weighted_mean(weights: Tensor, values: Tensor) -> Tensor:
     """``Σ w·v / Σ w``, and 0 (with a finite gradient) when ``Σ w = 0``."""
-    total = weights.sum()
-    safe = torch.where(total > 0, total, torch.ones_like(total))
-    return (weights * values).sum() / safe
+    return (weights * values).sum() / _safe(weights.sum())
 
 
 class OSMCAALoss(MetricLoss):
@@ -55,6 +65,9 @@ class OSMCAALoss(MetricLoss):
         num_classes: with ``embedding_dim``, give the loss its own classifier (and cross-entropy).
         embedding_dim: the embedding size D for the own classifier.
         detach_weights: treat ``w⁺, w⁻`` as constants (the official code does).
+        detach_classifier: train the own classifier on detached embeddings, so that its cross-entropy only
+            teaches the attention and does not shape the embedding (useful when the embedding is a small head
+            on frozen features, where the cross-entropy overfits the training classes; not in the paper).
         variant: ``"paper"`` or ``"official"``.
     """
 
@@ -67,6 +80,7 @@ class OSMCAALoss(MetricLoss):
         num_classes: int | None = None,
         embedding_dim: int | None = None,
         detach_weights: bool = True,
+        detach_classifier: bool = False,
         variant: str = "paper",
     ) -> None:
         super().__init__()
@@ -76,6 +90,7 @@ class OSMCAALoss(MetricLoss):
         self.attention = check_choice(attention, ATTENTION_KINDS, "attention")
         self.variant = check_choice(variant, OSM_VARIANTS, "variant")
         self.detach_weights = bool(detach_weights)
+        self.detach_classifier = bool(detach_classifier)
         if (num_classes is None) != (embedding_dim is None):
             raise ValueError("give both num_classes and embedding_dim for the loss's own classifier, or neither")
         self.classifier = (
@@ -84,6 +99,7 @@ class OSMCAALoss(MetricLoss):
             else ClassAwareAttention(embedding_dim, num_classes, kind=self.attention)  # type: ignore[arg-type]
         )
         self.method = "osm" if self.attention == "none" else "osm_caa"
+        self.symmetric_pair_gradient = True  # w, A and the terms are the same for (i, j) and (j, i)
 
     @classmethod
     def official(cls, **kwargs) -> OSMCAALoss:
@@ -92,18 +108,33 @@ class OSMCAALoss(MetricLoss):
         return cls(variant="official", **kwargs)
 
     def forward(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        return super().forward(embeddings, labels, logits=logits)
+        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        # one normalisation for the distances and the own classifier; the pair gradient is symmetric
+        normalized, d = normalized_pairwise_distances(
+            embeddings, symmetric_grad=self.symmetric_pair_gradient
+        )  # (B, D), (B, B)
+        pairs = self._pairs(embeddings, labels, d)
+        return self.compute(pairs, details=False, logits=logits, normalized=normalized).loss
 
     def details(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None):  # type: ignore[override]
         return super().details(embeddings, labels, logits=logits)
 
-    def _attention(self, pairs: Pairs, logits: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _attention(
+        self, pairs: Pairs, logits: Tensor | None, normalized: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         """Per-sample attention (B,) and the cross-entropy of the own classifier (or None)."""
         if self.classifier is not None:
             if logits is not None:
                 raise ValueError("this OSMCAALoss has its own classifier (num_classes=...); do not also pass logits")
             check_class_range(pairs.labels, self.classifier.classifier.out_features, "labels")
-            attention, own_logits = self.classifier(pairs.embeddings, pairs.labels)  # (B,), (B, C)
+            if normalized is None:
+                inputs = pairs.embeddings.detach() if self.detach_classifier else pairs.embeddings  # (B, D)
+                attention, own_logits = self.classifier(inputs, pairs.labels)  # (B,), (B, C)
+            else:  # the module's forward on embeddings already normalised (it would normalise them again)
+                inputs = normalized.detach() if self.detach_classifier else normalized  # (B, D)
+                own_logits = self.classifier.classifier(inputs)  # (B, C)
+                attention = class_aware_attention(own_logits, pairs.labels, self.attention, sigma=self.classifier.sigma)
+                self.classifier.last_attention = attention.detach()
             return attention, F.cross_entropy(own_logits, pairs.labels)
         if logits is None and self.attention != "none":
             raise ValueError(
@@ -114,35 +145,52 @@ class OSMCAALoss(MetricLoss):
             check_logits(logits, pairs.labels.shape[0])
         return class_aware_attention(logits, pairs.labels, self.attention), None
 
-    def compute(self, pairs: Pairs, *, details: bool, logits: Tensor | None = None) -> LossResult:
+    def compute(
+        self, pairs: Pairs, *, details: bool, logits: Tensor | None = None, normalized: Tensor | None = None
+    ) -> LossResult:
         d = pairs.matrix  # (B, B)
-        attention, ce = self._attention(pairs, logits)  # (B,)
+        attention, ce = self._attention(pairs, logits, normalized)  # (B,)
+        positive, negative = as_float(pairs.positive, d.dtype), as_float(pairs.negative, d.dtype)  # (B, B) 0/1
+        scale = 1.0 if self.variant == "paper" else 2.0 / (d.shape[0] * (d.shape[0] - 1))  # official: per pair
         no_grad = torch.no_grad() if self.detach_weights else contextlib.nullcontext()
         with no_grad:
-            kernel = "paper" if self.variant == "paper" else "official"
             s_pos, s_neg = osm_weights(
-                d, pairs.positive, pairs.negative, sigma=self.sigma_osm, margin=self.margin, kernel=kernel
+                d, positive, negative, sigma=self.sigma_osm, margin=self.margin, kernel=self.variant
             )  # (B, B) each
             pair_att = pair_attention(attention.to(d.dtype))  # (B, B) A_ij = min(a_i, a_j)
             w_pos, w_neg = s_pos * pair_att, s_neg * pair_att  # (B, B)
-        hinge = (self.margin - d).relu()  # (B, B)
-        loss_p = 0.5 * _weighted_mean(w_pos, d * d)
-        loss_n = 0.5 * _weighted_mean(w_neg, hinge * hinge)
-        loss = (1.0 - self.lam) * loss_p + self.lam * loss_n
-        if self.variant == "official":
-            n = d.shape[0]
-            loss = loss / (n * (n - 1) / 2)
+        if self.detach_weights:
+            loss = self._constant_weights_loss(d, w_pos, w_neg, s_neg, scale)
+        else:
+            hinge = (self.margin - d).relu()  # (B, B)
+            loss_p = 0.5 * _weighted_mean(w_pos, d * d)
+            loss_n = 0.5 * _weighted_mean(w_neg, hinge * hinge)
+            loss = ((1.0 - self.lam) * loss_p + self.lam * loss_n) * scale
         if ce is not None:
             loss = loss + ce
         if not details:
             return LossResult(loss)
         with torch.no_grad():
             candidates = int(pairs.positive.sum() + pairs.negative.sum())
-            trivial = int((pairs.positive & (d == 0)).sum() + (pairs.negative & (hinge == 0)).sum())
+            trivial = int((pairs.positive & (d == 0)).sum() + (pairs.negative & (d >= self.margin)).sum())
             weights = PairWeights(
                 self.method, w_pos.detach(), w_neg.detach(), trivial, candidates, "pair", attention.detach()
             )
         return LossResult(loss, weights)
+
+    def _constant_weights_loss(self, d: Tensor, w_pos: Tensor, w_neg: Tensor, s_neg: Tensor, scale: float) -> Tensor:
+        """The metric term for constant weights, with its closed-form gradient.
+
+        ``L = ½ c⁺ Σ w⁺ d² + ½ c⁻ Σ w⁻ h²`` with ``h = [α − d]₊``, ``c⁺ = (1−λ)/Σ w⁺``, ``c⁻ = λ/Σ w⁻`` (a zero
+        sum gives a zero term), so ``∂L/∂d = c⁺ w⁺ d − c⁻ w⁻ h``. ``s⁻ = h`` wherever ``w⁻ ≠ 0``.
+        """
+        with torch.no_grad():
+            c_pos = (1.0 - self.lam) * scale / _safe(w_pos.sum())  # 0-dim
+            c_neg = self.lam * scale / _safe(w_neg.sum())  # 0-dim
+            pos_term, neg_term = w_pos * d, w_neg * s_neg  # (B, B) w⁺ d, w⁻ h
+            value = 0.5 * (c_pos * _dot(pos_term, d) + c_neg * _dot(neg_term, s_neg))
+            grad = pos_term.mul_(c_pos).addcmul_(neg_term, c_neg, value=-1.0)  # (B, B) ∂L/∂d
+        return known_gradient(value, d, grad)
 
     def extra_repr(self) -> str:
         return (

@@ -39,3 +39,15 @@ def test_details_counts_trivial_pairs():
     assert torch.allclose(info.loss, loss(x, y))
     # the gradient lands on active pairs only
     assert torch.all(info.pair_gradient[info.weights.weights == 0] == 0)
+
+
+@pytest.mark.parametrize("margins", [(0.0, 1.0), (0.3, 1.2), (-0.1, 2.5)])
+def test_symmetric_fast_path_matches_general_path(margins):
+    # forward() uses the symmetric backward of the distance matrix; compute() on the general matrix is the reference
+    x, y = batch(5, 3, 6, seed=3)
+    loss = ContrastiveLoss(*margins)
+
+    def general(x, y):
+        return loss.compute(loss._pairs(x, y, loss._matrix(x)), details=False).loss
+
+    assert_close_value_grad(lambda x, y: loss(x, y), general, x, y, rtol=1e-12)

@@ -110,3 +110,37 @@ def test_needs_logits_or_classifier():
         OSMCAALoss()(x, y, logits=torch.zeros(8, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="num_classes and embedding_dim"):
         OSMCAALoss(num_classes=3)
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("detach", [True, False])
+def test_fast_forward_matches_general_path_with_own_classifier(variant, detach):
+    # forward() shares one normalisation between distances and classifier and uses the symmetric backward;
+    # compute() on the general pair matrix (its classifier normalising again) is the reference, parameters included
+    torch.manual_seed(1)
+    x, y = batch(4, 3, 6, seed=20)
+    loss = OSMCAALoss(num_classes=4, embedding_dim=6, detach_weights=detach, variant=variant).double()
+
+    def value_grads(fn):
+        xx = x.clone().requires_grad_(True)
+        out = fn(xx)
+        grads = torch.autograd.grad(out, [xx, *loss.parameters()])
+        return out.detach(), grads
+
+    v1, g1 = value_grads(lambda x: loss(x, y))
+    v2, g2 = value_grads(lambda x: loss.compute(loss._pairs(x, y, loss._matrix(x)), details=False).loss)
+    assert torch.allclose(v1, v2, rtol=1e-12)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_constant_weight_gradient_matches_autograd():
+    # the closed-form gradient of the detached-weight loss equals autograd through the same formula
+    x, y = batch(3, 4, 5, seed=21)
+    logits = _logits(y, 3)
+    loss = OSMCAALoss(attention="prob")
+    xx = x.clone().requires_grad_(True)
+    (g1,) = torch.autograd.grad(loss(xx, y, logits=logits), xx)
+    a = class_aware_attention(logits, y, "prob")
+    (g2,) = torch.autograd.grad(reference(xx, y, a, detach=True), xx)
+    assert torch.allclose(g1, g2, rtol=1e-10, atol=1e-13)
