@@ -13,33 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from dmlbook.data import load_dataset
-from dmlbook.evaluation import evaluate
+from dmlbook import report
 from dmlbook.losses import LOSSES
 from dmlbook.train import TrainConfig, train
 
-COLUMNS = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r")
-
-
-def raw_row(dataset: str, root: str | None) -> dict[str, float]:
-    test = load_dataset(dataset, root=root, split="test")
-    x = test.data.float().flatten(1)  # (N, D): features or pixels
-    if test.data.dtype == torch.uint8:
-        x = x / 255
-    return evaluate(x, test.labels, nmi=False)
-
-
-def fmt(values: list[float]) -> str:
-    mean = 100 * statistics.fmean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+COLUMNS = report.COLUMNS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,18 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{loss:>16} seed {seed}: recall@1 {100 * m['recall@1']:.1f}  epochs {m['epochs']}  "
                   f"train {m['seconds']:.1f}s  wall {m['wall_seconds']:.1f}s", file=sys.stderr, flush=True)
 
-    raw = raw_row(args.dataset, args.data_root)
-    lines = [(f"dataset {args.dataset}, test classes, {len(args.seeds)} seeds, {args.threads} threads "
-             f"(torch {torch.__version__}, {os.cpu_count()} CPUs)"), "",
-             "| method | " + " | ".join(c.replace("recall", "R") for c in COLUMNS) + " | epochs | min/run |",
-             "|---" * (len(COLUMNS) + 3) + "|",
-             "| raw input (cosine k-NN) | " + " | ".join(f"{100 * raw[c]:.1f}" for c in COLUMNS) + " | – | – |"]
-    for loss, ms in runs.items():
-        cells = [fmt([m[c] for m in ms]) for c in COLUMNS]
-        epochs = statistics.fmean(m["epochs"] for m in ms)
-        minutes = statistics.fmean(m["wall_seconds"] for m in ms) / 60
-        lines.append(f"| {loss} | " + " | ".join(cells) + f" | {epochs:.0f} | {minutes:.2f} |")
-    table = "\n".join(lines)
+    raw = report.raw_baseline(args.dataset, args.data_root)
+    title = (f"dataset {args.dataset}, test classes, {len(args.seeds)} seeds, {args.threads} threads "
+             f"(torch {torch.__version__}, {os.cpu_count()} CPUs)")
+    table = report.results_table(runs, raw=raw, title=title)
     print(table)
     out.write_text(json.dumps({"raw": raw, "runs": runs, "table": table}, indent=2) + "\n")
     out.with_suffix(".md").write_text(table + "\n")

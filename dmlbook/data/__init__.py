@@ -7,6 +7,7 @@ pillow, scikit-learn and tqdm are imported when needed (``pip install dmlbook[tr
 """
 from __future__ import annotations
 
+from .corruption import corrupt, corrupted_mask
 from .dataset import DMLDataset, ImageDataset
 from .download import download
 from .errors import ChecksumMismatchError, DatasetNotFoundError, DownloadError
@@ -30,3 +31,4 @@ __all__ = [
     "data_home", "dataset_info", "dataset_status", "download", "find_root", "list_datasets", "load_dataset",
     "make_blobs", "make_patterns", "make_synthetic",
 ]
+__all__ += ["corrupt", "corrupted_mask"]
