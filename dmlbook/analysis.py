@@ -57,6 +57,7 @@ __all__ = [
     "start_end",
     "subsample",
     "summarize_runs",
+    "neighbour_agreement",
     "train_methods",
     "train_tracked",
     "trivial_fractions",
@@ -143,6 +144,24 @@ def relative_spread(embeddings: Tensor | np.ndarray, labels: Any, *, normalize: 
 # --------------------------------------------------------------------------------------------------------
 # Trivial tuples and the gradient
 # --------------------------------------------------------------------------------------------------------
+def neighbour_agreement(embeddings: Tensor | np.ndarray, labels: Any, *, k: int = 5,
+                        normalize: bool = True) -> float:
+    """Share of each sample's ``k`` nearest neighbours (leave-one-out, in the embedding) that have its label,
+    averaged over samples: what the eye checks on a map of the embedding, measured in the embedding itself.
+
+    ``1/N Σ_i |{j ∈ kNN(i) : y_j = y_i}| / k``; exact k-NN (:func:`dmlbook.evaluation.knn`) on the
+    L2-normalised embeddings by default (the cosine geometry of the losses). Needs ``k < N``.
+    """
+    from .evaluation import knn
+
+    emb, lab = _prepare(embeddings, labels, normalize)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < emb.shape[0]:
+        raise ValueError(f"k must be an integer in [1, {emb.shape[0] - 1}] (fewer than the {emb.shape[0]} samples); "
+                         f"got {k!r}")
+    _, index = knn(emb, emb, k, exclude_self=True, backend="torch")  # (N, k)
+    return float((lab[index] == lab[:, None]).double().mean())
+
+
 def gradient_share(pair_gradient: Tensor, mask: Tensor) -> float:
     """``Σ_{mask} g_ij / Σ g_ij`` for a (B, B) non-negative per-pair gradient ``g``; nan when ``Σ g = 0``."""
     if pair_gradient.shape != mask.shape:

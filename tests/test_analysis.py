@@ -243,3 +243,25 @@ def test_summarize_runs():
             self.metrics = {"recall@1": value}
 
     assert analysis.summarize_runs({"a": Run(0.5), "b": Run(np.float64(0.25))}, "recall@1") == {"a": 0.5, "b": 0.25}
+
+
+def test_neighbour_agreement_matches_a_loop():
+    gen = torch.Generator().manual_seed(3)
+    emb, labels = torch.randn(30, 4, generator=gen, dtype=torch.float64), torch.arange(30) % 4
+    k = 3
+    unit = emb / emb.norm(dim=1, keepdim=True)
+    shares = []
+    for i in range(30):
+        d = [(float((unit[i] - unit[j]).norm()), j) for j in range(30) if j != i]
+        nearest = [j for _, j in sorted(d)[:k]]
+        shares.append(sum(int(labels[j] == labels[i]) for j in nearest) / k)
+    assert analysis.neighbour_agreement(emb, labels, k=k) == pytest.approx(sum(shares) / 30)
+
+
+def test_neighbour_agreement_of_separated_classes_is_one_and_k_is_checked():
+    labels = torch.arange(20) % 2
+    emb = torch.stack([torch.ones(20), torch.zeros(20)], 1) * (labels == 0)[:, None] \
+        + torch.stack([torch.zeros(20), torch.ones(20)], 1) * (labels == 1)[:, None] + 0.01 * torch.randn(20, 2)
+    assert analysis.neighbour_agreement(emb, labels, k=5) == 1.0
+    with pytest.raises(ValueError, match="k must be"):
+        analysis.neighbour_agreement(emb, labels, k=20)
