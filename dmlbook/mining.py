@@ -20,6 +20,7 @@ from .distances import as_float
 __all__ = [
     "PairWeights",
     "hardest_triplets",
+    "osm_positive_weights",
     "triplet_counts",
     "multi_similarity_mask",
     "osm_weights",
@@ -154,6 +155,13 @@ def multi_similarity_mask(sim: Tensor, positive: Tensor, negative: Tensor, epsil
     return positive & (sim - epsilon < hardest_neg), negative & (sim + epsilon > hardest_pos)
 
 
+def osm_positive_weights(dist: Tensor, *, sigma: float, kernel: str = "paper") -> Tensor:
+    """OSM's positive kernel on any tensor of distances: ``exp(−d²/σ²)`` (``"paper"``) or ``exp(−d²/(2σ²))``
+    (``"official"``). :func:`osm_weights` masks it to the positive pairs."""
+    scale = sigma**2 if kernel == "paper" else 2.0 * sigma**2
+    return torch.exp((dist * dist).mul_(-1.0 / scale))  # same shape as dist
+
+
 def osm_weights(
     dist: Tensor,
     positive: Tensor,
@@ -175,9 +183,8 @@ def osm_weights(
     Returns:
         ``(w_pos, w_neg)``, (B, B), zero off their pair sets.
     """
-    scale = sigma**2 if kernel == "paper" else 2.0 * sigma**2
     positive = positive if positive.is_floating_point() else as_float(positive, dist.dtype)  # (B, B) 0/1
     negative = negative if negative.is_floating_point() else as_float(negative, dist.dtype)  # (B, B) 0/1
-    w_pos = torch.exp((dist * dist).mul_(-1.0 / scale)) * positive  # (B, B)
+    w_pos = osm_positive_weights(dist, sigma=sigma, kernel=kernel) * positive  # (B, B)
     w_neg = (margin - dist).clamp_(min=0.0) * negative  # (B, B)
     return w_pos, w_neg

@@ -15,7 +15,7 @@ from .._checks import check_choice, check_class_range, check_embeddings_labels, 
 from .._checks import check_positive
 from ..attention import ATTENTION_KINDS, ClassAwareAttention, class_aware_attention, pair_attention
 from ..distances import as_float, normalized_pairwise_distances
-from ..mining import PairWeights, osm_weights
+from ..mining import PairWeights, osm_positive_weights, osm_weights
 from .base import LossResult, MetricLoss, Pairs, known_gradient
 
 OSM_VARIANTS = ("paper", "official")
@@ -150,6 +150,9 @@ class OSMCAALoss(MetricLoss):
     ) -> LossResult:
         d = pairs.matrix  # (B, B)
         attention, ce = self._attention(pairs, logits, normalized)  # (B,)
+        if self.detach_weights and not details:
+            loss = self._fast_loss(d, pairs, attention)
+            return LossResult(loss if ce is None else loss + ce)
         positive, negative = as_float(pairs.positive, d.dtype), as_float(pairs.negative, d.dtype)  # (B, B) 0/1
         scale = 1.0 if self.variant == "paper" else 2.0 / (d.shape[0] * (d.shape[0] - 1))  # official: per pair
         no_grad = torch.no_grad() if self.detach_weights else contextlib.nullcontext()
@@ -177,6 +180,34 @@ class OSMCAALoss(MetricLoss):
                 self.method, w_pos.detach(), w_neg.detach(), trivial, candidates, "pair", attention.detach()
             )
         return LossResult(loss, weights)
+
+    def _fast_loss(self, d: Tensor, pairs: Pairs, attention: Tensor) -> Tensor:
+        """The training path (constant weights, no details): the same value and gradient as
+        :meth:`_constant_weights_loss`, in fewer passes over the B×B grid.
+
+        Positive pairs are few (``B(K−1)`` of ``B²`` in a P×K batch), so their weights are computed on the
+        gathered pair list; the negative side stays dense. ``∂L/∂d_ij = c⁺ w⁺ d`` on positives and ``−c⁻ w⁻ h`` on
+        negatives (``h = [α − d]₊``, ``w⁻ = h·A``), zero elsewhere.
+        """
+        scale = 1.0 if self.variant == "paper" else 2.0 / (d.shape[0] * (d.shape[0] - 1))
+        uniform = self.attention == "none"
+        with torch.no_grad():
+            dd = d.detach()  # (B, B)
+            rows, cols = pairs.positive.nonzero(as_tuple=True)  # (P,), (P,) the positive pairs
+            d_pos = dd[rows, cols]  # (P,)
+            w_pos = osm_positive_weights(d_pos, sigma=self.sigma_osm, kernel=self.variant)  # (P,)
+            if not uniform:
+                a = attention.to(d.dtype)  # (B,)
+                w_pos = w_pos * torch.minimum(a[rows], a[cols])  # (P,) s⁺ A
+            hinge = (self.margin - dd).clamp_(min=0.0).masked_fill_(~pairs.negative, 0.0)  # (B, B) s⁻ on N
+            w_neg = hinge if uniform else hinge * pair_attention(a)  # (B, B) s⁻ A
+            c_pos = (1.0 - self.lam) * scale / _safe(w_pos.sum())  # 0-dim
+            c_neg = self.lam * scale / _safe(w_neg.sum())  # 0-dim
+            pos_term = w_pos * d_pos  # (P,) w⁺ d
+            grad = w_neg.mul_(hinge) if not uniform else hinge * hinge  # (B, B) w⁻ h
+            value = 0.5 * (c_pos * torch.dot(pos_term, d_pos) + c_neg * _dot(grad, hinge))  # ½c⁺Σw⁺d² + ½c⁻Σw⁻h²
+            grad.mul_(-c_neg).index_put_((rows, cols), pos_term.mul_(c_pos))  # (B, B) ∂L/∂d
+        return known_gradient(value, d, grad)
 
     def _constant_weights_loss(self, d: Tensor, w_pos: Tensor, w_neg: Tensor, s_neg: Tensor, scale: float) -> Tensor:
         """The metric term for constant weights, with its closed-form gradient.
