@@ -17,13 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "l2_normalize",
-    "pairwise_distances",
+    "as_float",
     "cosine_similarity_matrix",
+    "l2_normalize",
     "label_masks",
     "normalized_pairwise_distances",
+    "pairwise_distances",
     "same_label",
-    "as_float",
 ]
 
 

@@ -20,10 +20,10 @@ from .distances import as_float
 __all__ = [
     "PairWeights",
     "hardest_triplets",
-    "osm_positive_weights",
-    "triplet_counts",
     "multi_similarity_mask",
+    "osm_positive_weights",
     "osm_weights",
+    "triplet_counts",
 ]
 
 

@@ -22,6 +22,11 @@ What one run does:
    reaches the same result as an uninterrupted run);
 4. after each epoch measures Recall@1 on the validation classes, keeps the best weights and stops after
    ``patience`` epochs without improvement;
+   For image backbones (``--model mobilenet_v2``) an optional head warm-up comes first (``head_warmup_epochs``:
+   the embedding layer, and the CAA classifier of ``osm_caa``, trained on the frozen backbone's pooled features of
+   centre crops, chosen on the validation classes), the images can be decoded once into memory
+   (``cache_images``), and ``osm_caa`` reads its class-aware attention from a classifier on the backbone's pooled
+   features (:class:`PooledFeatureCAA`), as in the paper;
 5. evaluates the best weights on the test classes (:func:`~dmlbook.evaluation.evaluate`) and writes
    ``OUT/metrics.json`` (flat keys ``recall@1 recall@2 recall@4 recall@8 map@r r_precision nmi val_recall@1
    epochs seconds`` and the full ``config``) and ``OUT/history.json`` (one record per epoch).
@@ -54,8 +59,10 @@ from torch import Tensor, nn
 from . import distributed
 from ._checks import check_choice
 from .data import DMLDataset, ImageDataset, PKSampler, dataset_info, list_datasets, load_dataset
+from .data.image_cache import cache_images as _cache_images
 from .evaluation import evaluate
 from .losses import LOSSES, MetricLoss, build_loss
+from .losses.osm_caa import OSMCAALoss
 from .models import available_models, build_model
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -85,10 +92,14 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "features": {"model": "linear", "embedding_dim": 512, "epochs": 60, "lr": 1e-4, "weight_decay": 1e-4, "patience": 10,
                      "val_fraction": 0.2, "loss_args": _FROZEN_FEATURE_LOSS_ARGS},
     "cars196": {"model": "mobilenet_v2", "pretrained": "default", "image_size": 112, "backbone_lr_mult": 0.1,
-                "batch_p": 16, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
+                "batch_p": 16, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2,
+                "cache_images": True},
     "cub200": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
     "sop": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.1, "num_workers": 2},
     "folder": {"model": "mobilenet_v2", "pretrained": "default", "backbone_lr_mult": 0.1, "epochs": 30, "lr": 1e-4, "patience": 5, "val_fraction": 0.2, "num_workers": 2},
+    # UC Merced (16-class subset) frozen MobileNetV2 features: 8 training classes, 2 of them held out for validation
+    "ucmerced_features": {"model": "linear", "embedding_dim": 128, "epochs": 60, "lr": 1e-4, "weight_decay": 1e-4,
+                          "patience": 10, "val_fraction": 0.25, "batch_p": 6, "loss_args": _FROZEN_FEATURE_LOSS_ARGS},
 }
 
 
@@ -123,6 +134,17 @@ class TrainConfig:
         backbone_lr_mult: learning-rate factor for every model parameter outside its final ``embedding`` layer
             (end-to-end fine-tuning usually wants the pretrained backbone to move slower than the new head).
         channels_last: run image models in channels-last memory format (about 2x faster on CPU for MobileNetV2).
+        cache_images: decode every image once into memory as uint8 (:func:`~dmlbook.data.image_cache.cache_images`,
+            shorter side at most ``round(image_size * 8 / 7)``) instead of reading the JPEG files every epoch
+            (default: the dataset's, on for Cars196; the memory is about 3 bytes per stored pixel).
+        crop_scale_min: the smallest area fraction of the random resized crop of the training augmentation.
+        head_warmup_epochs: before end-to-end training, train the embedding layer (and the loss's own classifier)
+            on the frozen backbone's pooled features of centre-cropped training images for at most this many
+            epochs, keeping the epoch with the best validation Recall@1 (0: no warm-up; image backbones only).
+        head_warmup_lr: learning rate of that warm-up (default 1e-3).
+        caa_on_features: for ``osm_caa`` on an image backbone, compute the class-aware attention from a classifier
+            on the backbone's pooled features (:class:`PooledFeatureCAA`, the paper's layout) instead of one on the
+            embeddings (default: on whenever the model has pooled features).
     """
 
     dataset: str = "synthetic"
@@ -156,6 +178,11 @@ class TrainConfig:
     image_size: int | None = None
     backbone_lr_mult: float | None = None
     channels_last: bool = True
+    cache_images: bool | None = None
+    crop_scale_min: float = 0.08
+    head_warmup_epochs: int = 0
+    head_warmup_lr: float = 1e-3
+    caa_on_features: bool | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with every ``None`` replaced by the dataset's default; validates names and numbers."""
@@ -167,7 +194,7 @@ class TrainConfig:
         info = dataset_info(self.dataset)
         defaults: dict[str, Any] = {"embedding_dim": info.embedding_dim, "batch_p": info.batch_p, "batch_k": info.batch_k,
                     "epochs": 10, "patience": 0, "lr": 1e-3, "backbone_lr_mult": 1.0, "weight_decay": 0.0, "val_fraction": 0.2,
-                    "num_workers": 0, **DATASET_DEFAULTS.get(info.name, {})}
+                    "num_workers": 0, "cache_images": False, **DATASET_DEFAULTS.get(info.name, {})}
         out = dataclasses.replace(self, dataset=info.name)
         for name, value in defaults.items():
             if name == "model_args":
@@ -187,7 +214,10 @@ class TrainConfig:
             _check_int(out.batches_per_epoch, "batches_per_epoch", 1)
         if out.image_size is not None:
             _check_int(out.image_size, "image_size", 32)
-        for name in ("lr", "loss_lr_mult", "backbone_lr_mult"):
+        _check_int(out.head_warmup_epochs, "head_warmup_epochs", 0)
+        if not 0 < out.crop_scale_min <= 1:
+            raise ValueError(f"crop_scale_min must be in (0, 1]; got {out.crop_scale_min!r}")
+        for name in ("lr", "loss_lr_mult", "backbone_lr_mult", "head_warmup_lr"):
             _check_float(getattr(out, name), name, positive=True)
         _check_float(out.weight_decay, "weight_decay", positive=False)
         _check_float(out.val_fraction, "val_fraction", positive=False)
@@ -229,10 +259,74 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_loss_for(config: TrainConfig, num_classes: int) -> MetricLoss:
-    """The configured loss; ``osm_caa`` gets its own CAA classifier over the training classes by default."""
+class PooledFeatureCAA(nn.Module):
+    """OSM + CAA whose class-aware attention reads a softmax classifier on the backbone's pooled features.
+
+    Wang, Hua, Kodirov, Hu & Robertson (AAAI 2019, Fig. 2) put the CAA classifier on the CNN's features beside the
+    embedding layer and train it with cross-entropy together with the metric loss. With pooled features
+    ``f`` (B, F), embeddings ``e`` (B, D) and labels ``y``:
+
+    ``logits = W f + b``, ``a_i = p(y_i | f_i)`` (or the Gaussian form), and
+    ``L = L_OSM+CAA(e, y; a) + CE(logits, y)``
+
+    (:class:`~dmlbook.losses.osm_caa.OSMCAALoss` with ``logits=``). The cross-entropy also fine-tunes the backbone
+    unless ``detach_features`` (then it only trains ``W, b``).
+
+    Args:
+        metric: the OSM + CAA loss without its own classifier.
+        feature_dim: F, the pooled-feature size (1280 for MobileNetV2).
+        num_classes: the number of training classes.
+        detach_features: train the classifier on detached features.
+
+    ``forward(embeddings (B, D), labels (B,), features (B, F)) -> scalar``. The fit loop passes ``features`` for
+    every loss whose ``needs_features`` is True.
+    """
+
+    needs_features = True
+
+    def __init__(self, metric: OSMCAALoss, feature_dim: int, num_classes: int, *, detach_features: bool = False
+                 ) -> None:
+        super().__init__()
+        if not isinstance(metric, OSMCAALoss) or metric.classifier is not None:
+            raise TypeError("metric must be an OSMCAALoss without its own classifier (no num_classes=)")
+        _check_int(feature_dim, "feature_dim", 1)
+        _check_int(num_classes, "num_classes", 2)
+        self.metric = metric
+        self.classifier = nn.Linear(feature_dim, num_classes)
+        self.detach_features = bool(detach_features)
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Class scores (B, C) of pooled features (B, F)."""
+        return self.classifier(features.detach() if self.detach_features else features)  # (B, C)
+
+    def forward(self, embeddings: Tensor, labels: Tensor, features: Tensor) -> Tensor:
+        if features.dim() != 2 or features.shape[0] != embeddings.shape[0] or \
+                features.shape[1] != self.classifier.in_features:
+            raise ValueError(f"features must have shape ({embeddings.shape[0]}, {self.classifier.in_features}); "
+                             f"got {tuple(features.shape)}")
+        logits = self.logits(features)  # (B, C)
+        return self.metric(embeddings, labels, logits=logits) + torch.nn.functional.cross_entropy(logits, labels)
+
+
+def _pooled_feature_dim(model: nn.Module) -> int | None:
+    """The pooled-feature size of a model with ``forward(x, return_features=True)`` (None otherwise)."""
+    dim = getattr(model, "feature_dim", None)
+    has = "return_features" in inspect.signature(model.forward).parameters and hasattr(model, "features")
+    return int(dim) if has and isinstance(dim, int) else None
+
+
+def build_loss_for(config: TrainConfig, num_classes: int, model: nn.Module | None = None) -> nn.Module:
+    """The configured loss. ``osm_caa`` gets a CAA classifier over the training classes by default: on the
+    backbone's pooled features (:class:`PooledFeatureCAA`) when ``model`` has them and ``caa_on_features`` is
+    not False, else on the embeddings (the loss's own classifier)."""
     args = dict(config.loss_args)
     if config.loss == "osm_caa" and args.get("attention", "prob") != "none" and "num_classes" not in args:
+        feature_dim = _pooled_feature_dim(model) if model is not None else None
+        if config.caa_on_features is True and feature_dim is None:
+            raise ValueError(f"caa_on_features=True needs a model with pooled features; {config.model!r} has none")
+        if feature_dim is not None and config.caa_on_features is not False:
+            detach = bool(args.pop("detach_classifier", False))
+            return PooledFeatureCAA(build_loss(config.loss, **args), feature_dim, num_classes, detach_features=detach)
         args.update(num_classes=num_classes, embedding_dim=config.embedding_dim)
     return build_loss(config.loss, **args)
 
@@ -253,15 +347,27 @@ def build_model_for(config: TrainConfig, sample: Tensor) -> nn.Module:
 def set_image_transforms(model: nn.Module, datasets: Sequence[Any], config: TrainConfig) -> None:
     """Give image datasets the augmentation (train) / centre crop (others) at ``image_size``, normalised the way
     the model's weights expect (``[-1, 1]`` for TensorFlow-format weights, ImageNet mean/std otherwise)."""
+    for ds in datasets:
+        if isinstance(ds, ImageDataset):
+            ds.transform = image_transform(model, config, train=ds.split == "train", dataset=ds)
+
+
+def _image_size(config: TrainConfig, dataset: Any) -> int:
+    info = getattr(dataset, "info", None)
+    return config.image_size or (info.image_size if info is not None else None) or 224
+
+
+def image_transform(model: nn.Module, config: TrainConfig, *, train: bool, dataset: Any = None) -> Any:
+    """The training augmentation (``train``) or the evaluation centre crop at the configured image size, with the
+    normalisation that ``model``'s weights expect."""
     from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, eval_transform, train_transform
 
     tf = getattr(model, "weights_format", None) == "tf"
     mean, std = (TF_MEAN, TF_STD) if tf else (IMAGENET_MEAN, IMAGENET_STD)
-    for ds in datasets:
-        if isinstance(ds, ImageDataset):
-            size = config.image_size or (ds.info.image_size if ds.info is not None else None) or 224
-            ds.transform = (train_transform(size, mean=mean, std=std) if ds.split == "train"
-                            else eval_transform(size, mean=mean, std=std))
+    size = _image_size(config, dataset)
+    if train:
+        return train_transform(size, mean=mean, std=std, scale=(config.crop_scale_min, 1.0))
+    return eval_transform(size, mean=mean, std=std)
 
 
 def _in_memory(dataset: Any) -> bool:
@@ -420,6 +526,7 @@ def fit(
         raise FileNotFoundError(f"resume=True but there is no checkpoint at {checkpoint}; run without --resume")
     stopped_early = state.get("stopped_early", False)
     progress = _progress_factory(config.progress and info.is_main)
+    needs_features = bool(getattr(loss_fn, "needs_features", False))
     while state["epoch"] < config.epochs and not stopped_early:
         epoch = state["epoch"]
         started = time.perf_counter()
@@ -431,10 +538,18 @@ def fit(
         bar = progress(total=len(sampler), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
         for step, (x, y) in enumerate(iterate_batches(train_set, sampler, device=device,
                                                       num_workers=config.num_workers)):
-            with _autocast(device, amp):
-                local = net(x).float()  # (B_local, D)
-            embeddings, labels = distributed.gather_embeddings(local, y)  # (B, D), (B,)
-            loss = loss_fn(embeddings, labels)
+            if needs_features:  # a loss with a classifier on the pooled features (PooledFeatureCAA)
+                with _autocast(device, amp):
+                    local, pooled = net(x, return_features=True)  # (B_local, D), (B_local, F)
+                both, labels = distributed.gather_embeddings(
+                    torch.cat([local.float(), pooled.float()], dim=1), y)  # (B, D + F), (B,)
+                embeddings, features = both[:, :local.shape[1]], both[:, local.shape[1]:]  # (B, D), (B, F)
+                loss = loss_fn(embeddings, labels, features=features)
+            else:
+                with _autocast(device, amp):
+                    local = net(x).float()  # (B_local, D)
+                embeddings, labels = distributed.gather_embeddings(local, y)  # (B, D), (B,)
+                loss = loss_fn(embeddings, labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower "
                                          f"the learning rate (lr={config.lr})")
@@ -512,6 +627,68 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+# --- head warm-up on frozen pooled features -----------------------------------------------------------------
+class _Pooled(nn.Module):
+    """``model.features``: images -> pooled backbone features (B, F)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.features(x)  # (B, F)
+
+
+class _Head(nn.Module):
+    """The model's embedding layer on pooled features: (B, F) -> (B, D) (and the features, for the CAA loss)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.embedding = model.embedding
+        self.normalize = bool(getattr(model, "normalize", False))
+
+    def forward(self, x: Tensor, *, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        z = self.embedding(x)  # (B, D)
+        z = torch.nn.functional.normalize(z, dim=1) if self.normalize else z  # (B, D)
+        return (z, x) if return_features else z
+
+
+def warm_up_head(model: nn.Module, loss_fn: nn.Module, train_set: Any, val_set: Any | None, *, config: TrainConfig,
+                 device: torch.device) -> dict[str, Any]:
+    """Train ``model.embedding`` (and ``loss_fn``'s parameters) on the frozen backbone's pooled features.
+
+    The pooled features of the centre-cropped training (and validation) images are computed once; then
+    :func:`fit` trains the embedding layer on them with the same loss for at most ``config.head_warmup_epochs``
+    epochs at ``config.head_warmup_lr`` (cosine schedule) and keeps the epoch with the best validation
+    Recall@1. This is the frozen-feature head of the benchmark, on the backbone that is then fine-tuned: the new
+    layers start from a useful solution instead of sending random gradients into the pretrained backbone.
+    Returns ``{"epochs", "best_epoch", "val_recall@1", "seconds", "history"}``.
+    """
+    if not (hasattr(model, "features") and isinstance(getattr(model, "embedding", None), nn.Module)):
+        raise ValueError(f"head_warmup_epochs needs a model with .features() and an .embedding layer; got "
+                         f"{type(model).__name__}")
+    started = time.perf_counter()
+    model.to(device)
+    pooled = _Pooled(model)
+
+    def features_of(ds: Any) -> DMLDataset:
+        view = copy.copy(ds)
+        if isinstance(ds, ImageDataset):
+            view.transform = image_transform(model, config, train=False, dataset=ds)
+        feats, labels = embed(pooled, view, device=device, batch_size=config.eval_batch_size,
+                              num_workers=config.num_workers)  # (N, F), (N,)
+        return DMLDataset(feats, labels.numpy(), class_ids=ds.class_ids, name=f"{ds.name}_pooled", split=ds.split)
+
+    train_feats = features_of(train_set)
+    val_feats = features_of(val_set) if val_set is not None and len(val_set) else None
+    warm = dataclasses.replace(config, epochs=config.head_warmup_epochs, lr=config.head_warmup_lr, patience=0,
+                               batches_per_epoch=None, backbone_lr_mult=1.0, schedule="cosine", num_workers=0,
+                               resume=False)
+    fitted = fit(_Head(model), loss_fn, train_feats, val_set=val_feats, config=warm, device=device)
+    return {"epochs": fitted.epochs, "best_epoch": fitted.best_epoch, "val_recall@1": fitted.best_val,
+            "seconds": round(time.perf_counter() - started, 3), "history": fitted.history}
+
+
 # --- one whole run ------------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
@@ -557,12 +734,28 @@ def train(config: TrainConfig | None = None, *, on_step: Callable[[StepInfo], No
     if config.batch_p > usable:  # fewer training classes than P: use them all (whole classes per process)
         config.batch_p = max(info.world_size, usable - usable % info.world_size)
     torch.manual_seed(config.seed)
+    images = isinstance(train_set, ImageDataset)
     model = build_model_for(config, train_set[0][0])
     set_image_transforms(model, [d for d in (train_set, val_set, test_set) if d is not None], config)
-    if config.channels_last and isinstance(train_set, ImageDataset):
+    cache_seconds = 0.0
+    if images and config.cache_images:
+        started = time.perf_counter()
+        shorter = round(_image_size(config, train_set) * 8 / 7)  # the evaluation transform's resize
+        train_set, val_set, test_set = (
+            _cache_images(d, max_shorter_side=shorter, progress=config.progress and info.is_main)
+            if isinstance(d, ImageDataset) else d for d in (train_set, val_set, test_set))
+        cache_seconds = time.perf_counter() - started
+    if config.channels_last and images:
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = build_loss_for(config, train_set.num_classes)
+    loss_fn = build_loss_for(config, train_set.num_classes, model)
     checkpoint = out / "checkpoint.pt" if out is not None else None
+    warmup: dict[str, Any] | None = None
+    if config.head_warmup_epochs and not (config.resume and checkpoint is not None and checkpoint.exists()):
+        if not images:
+            raise ValueError("head_warmup_epochs is for image backbones (a feature model is its own head)")
+        torch.manual_seed(config.seed)
+        warmup = warm_up_head(model, loss_fn, train_set, val_set if info.is_main else None, config=config,
+                              device=device)
     fitted = fit(model, loss_fn, train_set, val_set=val_set, config=config, device=device, checkpoint=checkpoint,
                  resume=config.resume, on_step=on_step, on_epoch=on_epoch, dist_info=info)
     metrics: dict[str, Any] = {}
@@ -571,13 +764,19 @@ def train(config: TrainConfig | None = None, *, on_step: Callable[[StepInfo], No
                             num_workers=config.num_workers)
         metrics = {k: v for k, v in evaluate(emb, labels, seed=config.seed).items() if k in METRIC_KEYS}
         metrics.update({"val_recall@1": fitted.best_val, "epochs": fitted.epochs, "best_epoch": fitted.best_epoch,
-                        "stopped_early": fitted.stopped_early, "seconds": round(fitted.seconds, 3),
+                        "stopped_early": fitted.stopped_early,
+                        "seconds": round(fitted.seconds + (warmup["seconds"] if warmup else 0.0), 3),
+                        "warmup_seconds": warmup["seconds"] if warmup else 0.0,
+                        "warmup_val_recall@1": warmup["val_recall@1"] if warmup else None,
+                        "cache_seconds": round(cache_seconds, 3),
                         "train_samples": len(train_set), "test_samples": len(test_set),
                         "world_size": info.world_size, "device": str(device),
                         "config": _jsonable(dataclasses.asdict(config))})
         if out is not None:
             (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             (out / "history.json").write_text(json.dumps(fitted.history, indent=2) + "\n")
+            if warmup is not None:
+                (out / "warmup_history.json").write_text(json.dumps(warmup["history"], indent=2) + "\n")
     distributed.barrier(info)
     return TrainResult(metrics, fitted.history, model, loss_fn, config)
 
@@ -638,6 +837,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, help="ImageNet weights file for image backbones, or 'default'")
     p.add_argument("--image-size", type=int, default=None, help="crop size for image datasets")
     p.add_argument("--backbone-lr-mult", type=float, default=None, help="lr factor for the pretrained backbone")
+    p.add_argument("--cache-images", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode every image once into memory (default: the dataset's)")
+    p.add_argument("--crop-scale-min", type=float, default=0.08, help="smallest area share of the random crop")
+    p.add_argument("--head-warmup-epochs", type=int, default=0,
+                   help="epochs of training the embedding layer on frozen pooled features first (image backbones)")
+    p.add_argument("--head-warmup-lr", type=float, default=1e-3, help="learning rate of the head warm-up")
+    p.add_argument("--caa-on-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="osm_caa: CAA classifier on the backbone's pooled features (default: when it has them)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
@@ -651,7 +858,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay, loss_lr_mult=args.loss_lr_mult, schedule=args.schedule,
         val_fraction=args.val_fraction, seed=args.seed, device=args.device, amp=args.amp, out=args.out,
         resume=args.resume, num_workers=args.num_workers, progress=not args.no_progress,
-        pretrained=args.pretrained, image_size=args.image_size, backbone_lr_mult=args.backbone_lr_mult)
+        pretrained=args.pretrained, image_size=args.image_size, backbone_lr_mult=args.backbone_lr_mult,
+        cache_images=args.cache_images, crop_scale_min=args.crop_scale_min, head_warmup_epochs=args.head_warmup_epochs,
+        head_warmup_lr=args.head_warmup_lr, caa_on_features=args.caa_on_features)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

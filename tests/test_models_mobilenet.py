@@ -348,6 +348,53 @@ def test_attention_trains() -> None:
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)  # ...then the gates
 
 
+def test_return_features() -> None:
+    torch.manual_seed(0)
+    net = MobileNetV2(8, normalize=True).eval()
+    x = torch.randn(2, 3, 40, 40)
+    z, pooled = net(x, return_features=True)
+    assert z.shape == (2, 8) and pooled.shape == (2, 1280)
+    torch.testing.assert_close(z, net(x))
+    torch.testing.assert_close(pooled, net.features(x))
+    with pytest.raises(TypeError, match="return_features"):
+        net(x, return_features=1)
+
+
+@pytest.mark.parametrize("fmt", ["tf", "torchvision"])
+def test_frozen_stages(fmt: str) -> None:
+    torch.manual_seed(0)
+    net = MobileNetV2(8, weights_format=fmt, attention_after=(2,), frozen_stages=4)
+    reference = MobileNetV2(8, weights_format=fmt, attention_after=(2,))
+    frozen_before = {k: v.clone() for k, v in net.trunk[:7].state_dict().items()}
+    boundary = STAGES[3][1] + 1  # stages 0-3 are blocks trunk[0 .. 6]
+    assert boundary == 7 and net.frozen_stages == 4
+    for i, block in enumerate(net.trunk):
+        assert all(p.requires_grad == (i >= boundary) for p in block.parameters()), i
+    assert all(p.requires_grad for p in net.attention.parameters())  # attention is never frozen
+    net.train()
+    assert all(not m.training for b in list(net.trunk)[:boundary] for m in b.modules())  # frozen BN keeps its stats
+    assert all(m.training for b in list(net.trunk)[boundary:] for m in b.modules())
+    x = torch.randn(2, 3, 48, 48)
+    net(x).square().sum().backward()
+    assert all(p.grad is None for p in net.trunk[:boundary].parameters())
+    assert all(p.grad is not None for p in net.trunk[boundary:].parameters())
+    assert net.attention["2"].scale.grad is not None  # inside the frozen region, but trained
+    for k, v in net.trunk[:7].state_dict().items():
+        assert torch.equal(v, frozen_before[k]), k  # frozen BatchNorm statistics did not move
+    reference.load_state_dict(net.state_dict())  # the training pass moved the unfrozen BatchNorm statistics
+    net.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), reference(x))  # freezing changes training, not the function
+    net.freeze_stages(0)
+    assert all(p.requires_grad for p in net.parameters()) and net.frozen_stages == 0
+    net.freeze_stages(len(STAGES))
+    assert not any(p.requires_grad for p in net.trunk.parameters())
+    with pytest.raises(ValueError, match="frozen_stages"):
+        MobileNetV2(8, frozen_stages=10)
+    with pytest.raises(ValueError, match="frozen_stages"):
+        MobileNetV2(8, frozen_stages=True)
+
+
 # ------------------------------------------------------------------------------------------ transforms
 def test_transform_tf_range_and_shape() -> None:
     from PIL import Image

@@ -14,9 +14,8 @@ Pair attention is ``A_ij = min(a_i, a_j)``: a pair is only as trustworthy as its
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import check_choice, check_class_range, check_logits, check_positive
 
@@ -42,6 +41,11 @@ def class_aware_attention(
     check_logits(logits, labels.shape[0])
     check_class_range(labels, logits.shape[1], "labels")
     prob = F.softmax(logits, dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)  # (B,) p(y_i | x_i)
+    return attention_from_probability(prob, kind, sigma=sigma)
+
+
+def attention_from_probability(prob: Tensor, kind: str = "prob", *, sigma: float = 0.68) -> Tensor:
+    """``a_i`` from ``p_i = p(y_i | x_i)`` (B,) → (B,), for ``kind`` ``"prob"`` or ``"gaussian"`` (see above)."""
     if kind == "prob":
         return prob
     sigma = check_positive(sigma, "sigma")

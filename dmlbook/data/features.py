@@ -7,7 +7,9 @@ quantised ImageNet MobileNets (Howard et al. 2017; Sandler et al., CVPR 2018) fr
 (N x 1024). Training a small embedding head on frozen features is a fast real benchmark.
 
 ``cars196_features`` reads ``features_mobilenet.npz`` from the Cars196 folder (default key
-``mobilenet_v1_1.0_224_quant_emb``, split classes 1-98 / 99-196); ``features`` reads any ``.npz``
+``mobilenet_v1_1.0_224_quant_emb``, split classes 1-98 / 99-196); ``ucmerced_features`` reads it from the UC Merced
+folder (default key ``mobilenet_v2_1.0_224_quant``; ``protocol="classes"``: classes 0-7 / 8-15, ``"scenes"``: a
+stratified per-class image split for scene classification); ``features`` reads any ``.npz``
 (``root`` = the file, or a folder holding ``features_mobilenet.npz``), first half of the sorted classes train.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from .dataset import DMLDataset
 from .info import DatasetInfo
-from .splits import SplitSource, class_mask, first_classes
+from .splits import SplitSource, class_mask, first_classes, stratified_mask
 
 DEFAULT_FILE = "features_mobilenet.npz"
 CARS_KEY = "mobilenet_v1_1.0_224_quant_emb"
@@ -98,3 +100,46 @@ def load_cars(root: Path, *, key: str = CARS_KEY, file: str = DEFAULT_FILE) -> S
     """Cars196 features; labels are the class ids 1-196; classes 1-98 on the train side."""
     ds = _dataset(npz_path(root, file), key, "cars196_features", CARS_INFO)
     return SplitSource(ds, class_mask(ds.labels, ds.class_ids, np.arange(1, 99)))
+
+
+UCMERCED_KEY = "mobilenet_v2_1.0_224_quant"
+UCMERCED_PROTOCOLS = ("classes", "scenes")
+
+UCMERCED_INFO = DatasetInfo(
+    name="ucmerced_features", title="UC Merced Land Use (16-class subset) frozen MobileNetV2 features",
+    input_kind="features", input_shape=(1280,), num_classes=16,
+    split="classes 0-7 train, 8-15 test (protocol='scenes': stratified per-class image split, test_fraction)",
+    embedding_dim=128, batch_p=8, batch_k=4, source="manual",
+    url="http://weegee.vision.ucmerced.edu/datasets/landuse.html (images); features computed for dmlbook",
+    license="UC Merced: public-domain USGS imagery, 'meant for research purposes'; MobileNet models Apache-2.0",
+    citation="Y. Yang, S. Newsam, ACM SIGSPATIAL GIS 2010 (images); M. Sandler et al., MobileNetV2, CVPR 2018 "
+             "(model).",
+    folders=("ucmerced16", "UCMerced_LandUse", "ucmerced"),
+    manual="No public download of the features: features_mobilenet.npz is computed from the images (see "
+           "data/README.md); pass root= (the folder or the .npz file).",
+)
+
+
+def load_ucmerced(root: Path, *, key: str = UCMERCED_KEY, file: str = DEFAULT_FILE, protocol: str = "classes",
+                  test_fraction: float = 0.2, seed: int = 0,
+                  train_classes: int | Sequence[int] | None = None) -> SplitSource:
+    """UC Merced features; labels 0-15 (the sorted class folders), class names from ``fnames``.
+
+    ``protocol="classes"``: the class-disjoint DML split (first half of the classes, or ``train_classes``, on the
+    train side). ``"scenes"``: every class on both sides, ``test_fraction`` of each class's images on the test side
+    (:func:`~dmlbook.data.splits.stratified_mask`, seeded by ``seed``) — scene classification as in the remote-
+    sensing literature.
+    """
+    from .._checks import check_choice
+
+    check_choice(protocol, UCMERCED_PROTOCOLS, "protocol")
+    ds = _dataset(npz_path(root, file), key, "ucmerced_features", UCMERCED_INFO)
+    fnames = ds.meta.get("fnames")
+    if fnames is not None:  # "airplane/airplane07.jpg" -> "airplane", one name per label
+        names = {int(label): str(f).split("/")[0] for label, f in zip(ds.labels, fnames)}
+        ds.class_names = [names.get(int(c), str(c)) for c in ds.class_ids]
+    if protocol == "scenes":
+        if train_classes is not None:
+            raise ValueError("train_classes is for protocol='classes'; protocol='scenes' keeps every class")
+        return SplitSource(ds, stratified_mask(ds.labels, test_fraction=test_fraction, seed=seed), by_class=False)
+    return SplitSource(ds, first_classes(ds, train_classes))

@@ -40,6 +40,7 @@ _REGISTRY: dict[str, _Entry] = {
     "sop": _Entry(sop.INFO, sop.load, sop.check),
     "folder": _Entry(folder.INFO, folder.load, folder.check),
     "features": _Entry(features.INFO, features.load, features.check),
+    "ucmerced_features": _Entry(features.UCMERCED_INFO, features.load_ucmerced, features.check),
 }
 
 

@@ -74,6 +74,40 @@ def carve_val_classes(classes: Sequence[int] | np.ndarray, *, val_fraction: floa
     return np.setdiff1d(classes, val), np.sort(val)
 
 
+def stratified_mask(labels: np.ndarray | Sequence[int], *, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Train mask of a per-class (stratified) *sample* split, for classification on seen classes.
+
+    From every class with n_c samples, ``round(test_fraction * n_c)`` samples (at least 1 when n_c >= 2 and
+    ``test_fraction > 0``, never all of them) go to the test side, drawn with ``numpy.random.default_rng(seed)``
+    class by class in sorted label order; the mask is True for the rest. Every class with two or more samples is
+    on both sides.
+    """
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    if test_fraction >= 1.0:
+        raise ValueError(f"test_fraction must be < 1 (some samples of each class must stay for training); "
+                         f"got {test_fraction}")
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise TypeError(f"labels must be a 1-D integer array; got dtype {labels.dtype}, shape {labels.shape}")
+    rng = np.random.default_rng(seed)
+    train = np.ones(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n_test = min(len(members) - 1, max(1, round(test_fraction * len(members)))) if test_fraction > 0 else 0
+        if n_test > 0:
+            train[rng.choice(members, size=n_test, replace=False)] = False
+    return train
+
+
+def stratified_split(dataset: DMLDataset, *, test_fraction: float = 0.2, seed: int = 0
+                     ) -> tuple[DMLDataset, DMLDataset]:
+    """``(train, test)`` subsets of ``dataset`` by :func:`stratified_mask`: the same classes on both sides, for
+    scene classification and retrieval among seen classes (not the class-disjoint DML protocol). Labels keep the
+    dataset's label space (no renumbering), so a classifier trained on ``train`` reads ``test``'s labels."""
+    train = stratified_mask(dataset.labels, test_fraction=test_fraction, seed=seed)
+    return dataset.subset(train, split="train"), dataset.subset(~train, split="test")
+
+
 def apply_split(source: SplitSource, split: str, *, val_fraction: float = 0.2, seed: int = 0) -> DMLDataset:
     """The ``split`` of ``source``: ``"all"`` keeps everything (labels as loaded); ``"train"``/``"val"``/``"test"``
     are subsets with labels renumbered ``0 .. C-1``. ``"val"`` is carved from the train side (whole classes

@@ -1,7 +1,8 @@
 """Small image transforms without torchvision (which does not load with every torch build).
 
-Each transform is a callable object that takes a PIL image or a float tensor ``(C, H, W)`` and returns the same
-kind, except :class:`ToTensor` (PIL -> float tensor in [0, 1]) and :class:`Normalize` (tensor only). Random
+Each transform is a callable object that takes a PIL image or a tensor ``(C, H, W)`` (float, or ``uint8`` as
+decoded images are kept by :class:`~dmlbook.data.image_cache.CachedImages`) and returns the same kind and dtype,
+except :class:`ToTensor` (PIL or uint8 -> float tensor in [0, 1]) and :class:`Normalize` (float tensor only). Random
 transforms draw from torch's global generator, so ``torch.manual_seed`` and the DataLoader's per-worker seeds
 make them reproducible. Typical pipelines: :func:`train_transform` and :func:`eval_transform`.
 """
@@ -67,7 +68,7 @@ def crop(img: Any, top: int, left: int, height: int, width: int) -> Any:
 
 def resize(img: Any, size: tuple[int, int], *, interpolation: str = "bilinear") -> Any:
     """Resize to exactly (height, width), ``interpolation`` "bilinear" (default) or "bicubic" (antialiased when
-    shrinking)."""
+    shrinking). A ``uint8`` tensor stays ``uint8`` (interpolated in float32, rounded and clamped to [0, 255])."""
     _check_interpolation(interpolation)
     if not _is_tensor(img):
         from PIL import Image  # a PIL image was passed, so PIL is installed
@@ -78,7 +79,10 @@ def resize(img: Any, size: tuple[int, int], *, interpolation: str = "bilinear") 
     squeeze = x.dim() == 2
     x = x[None, None] if squeeze else x[None]
     x = F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=True)
-    return x[0, 0] if squeeze else x[0]
+    x = x[0, 0] if squeeze else x[0]  # (C, height, width) or (height, width)
+    if img.dtype == torch.uint8:
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+    return x
 
 
 def hflip(img: Any) -> Any:
@@ -251,9 +255,10 @@ class Normalize:
 
 
 def train_transform(size: int = 224, *, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD) -> Compose:
-    """The usual DML training augmentation: random resized crop, horizontal flip, to tensor, normalize."""
-    return Compose([RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)])
+                    std: Sequence[float] = IMAGENET_STD, scale: tuple[float, float] = (0.08, 1.0)) -> Compose:
+    """The usual DML training augmentation: random resized crop (covering a ``scale`` fraction of the image),
+    horizontal flip, to tensor, normalize."""
+    return Compose([RandomResizedCrop(size, scale=scale), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)])
 
 
 def eval_transform(size: int = 224, *, resize_to: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,

@@ -44,15 +44,34 @@ def build_loss(name: str, **kwargs) -> MetricLoss:
 
 __all__ = [
     "LOSSES",
-    "build_loss",
-    "MetricLoss",
-    "LossDetails",
-    "ContrastiveLoss",
-    "TripletMarginLoss",
-    "MultiSimilarityLoss",
-    "LiftedStructureLoss",
-    "RankedListLoss",
-    "OSMCAALoss",
-    "NPairsLoss",
     "AngularLoss",
+    "ContrastiveLoss",
+    "LiftedStructureLoss",
+    "LossDetails",
+    "MetricLoss",
+    "MultiSimilarityLoss",
+    "NPairsLoss",
+    "OSMCAALoss",
+    "RankedListLoss",
+    "TripletMarginLoss",
+    "build_loss",
 ]
+
+# classification + metric learning (issue 7): cross-entropy on the embeddings plus any loss above
+from .ce_metric import HybridLoss
+
+__all__ += ["HybridLoss"]
+
+# centre-based structured metric learning (issue 7, Gong et al. 2019): CE + lifted + class centres; needs
+# num_classes= and embedding_dim= (its own classifier and centres)
+from .centre import CentreStructuredLoss
+
+LOSSES["centre"] = CentreStructuredLoss
+__all__ += ["CentreStructuredLoss"]
+
+# DeMAL-CNN (issue 7, He et al. 2022): triplet loss on the embeddings + cross-entropy of a shared classifier, the
+# reconstructed "hybrid loss"; its own classifier needs num_classes= and embedding_dim= (else pass logits=)
+from .hybrid import HybridTripletLoss
+
+LOSSES["demal"] = HybridTripletLoss
+__all__ += ["HybridTripletLoss"]

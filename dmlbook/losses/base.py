@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import check_embeddings_labels
 from ..distances import cosine_similarity_matrix, label_masks, pairwise_distances
 from ..mining import PairWeights
 
-__all__ = ["Pairs", "LossResult", "LossDetails", "MetricLoss", "mean_of_nonzero", "zero_loss"]
+__all__ = ["LossDetails", "LossResult", "MetricLoss", "Pairs", "mean_of_nonzero", "zero_loss"]
 __all__ += ["count", "known_gradient"]
 
 
@@ -76,22 +75,24 @@ class _KnownGradient(torch.autograd.Function):
     """A scalar computed without autograd, with its gradient w.r.t. the pair matrix supplied by the caller."""
 
     @staticmethod
-    def forward(ctx, matrix: Tensor, value: Tensor, grad: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(grad)
+    def forward(ctx, matrix: Tensor, value: Tensor, grad: Tensor, scale: Tensor | None) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(grad, scale)
         return value.clone()
 
     @staticmethod
     def backward(ctx, upstream: Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return grad * upstream, None, None  # (B, B)
+        grad, scale = ctx.saved_tensors
+        factor = upstream if scale is None else upstream * scale  # 0-dim
+        return grad * factor, None, None, None  # (B, B)
 
 
-def known_gradient(value: Tensor, matrix: Tensor, grad: Tensor) -> Tensor:
-    """``value`` (0-dim, computed under no_grad) made differentiable w.r.t. ``matrix`` with ``∂value/∂matrix = grad``.
+def known_gradient(value: Tensor, matrix: Tensor, grad: Tensor, scale: Tensor | None = None) -> Tensor:
+    """``value`` (0-dim, computed under no_grad) made differentiable w.r.t. ``matrix`` with
+    ``∂value/∂matrix = grad`` (times the 0-dim ``scale`` when given: it is folded into the backward's one pass).
 
     For a loss whose pair gradient has a closed form: one B×B pass in the backward instead of autograd's chain.
     """
-    return _KnownGradient.apply(matrix, value, grad)
+    return _KnownGradient.apply(matrix, value, grad, scale)
 
 
 def count(mask: Tensor) -> Tensor:

@@ -11,9 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, check_class_range, check_embeddings_labels, check_fraction, check_logits
-from .._checks import check_positive
-from ..attention import ATTENTION_KINDS, ClassAwareAttention, class_aware_attention, pair_attention
+from .._checks import (
+    check_choice,
+    check_class_range,
+    check_embeddings_labels,
+    check_fraction,
+    check_logits,
+    check_positive,
+)
+from ..attention import (
+    ATTENTION_KINDS,
+    ClassAwareAttention,
+    attention_from_probability,
+    class_aware_attention,
+    pair_attention,
+)
 from ..distances import as_float, normalized_pairwise_distances
 from ..mining import PairWeights, osm_positive_weights, osm_weights
 from .base import LossResult, MetricLoss, Pairs, known_gradient
@@ -133,8 +145,13 @@ class OSMCAALoss(MetricLoss):
             else:  # the module's forward on embeddings already normalised (it would normalise them again)
                 inputs = normalized.detach() if self.detach_classifier else normalized  # (B, D)
                 own_logits = self.classifier.classifier(inputs)  # (B, C)
-                attention = class_aware_attention(own_logits, pairs.labels, self.attention, sigma=self.classifier.sigma)
+                # one log-softmax serves both: the cross-entropy and p(y_i | x_i) for the attention
+                log_p = F.log_softmax(own_logits, dim=1).gather(1, pairs.labels.unsqueeze(1)).squeeze(1)  # (B,)
+                prob = log_p.detach().exp() if self.detach_weights else log_p.exp()  # (B,)
+                attention = (torch.ones_like(prob) if self.attention == "none"
+                             else attention_from_probability(prob, self.attention, sigma=self.classifier.sigma))  # (B,)
                 self.classifier.last_attention = attention.detach()
+                return attention, -log_p.mean()
             return attention, F.cross_entropy(own_logits, pairs.labels)
         if logits is None and self.attention != "none":
             raise ValueError(
@@ -199,15 +216,18 @@ class OSMCAALoss(MetricLoss):
             if not uniform:
                 a = attention.to(d.dtype)  # (B,)
                 w_pos = w_pos * torch.minimum(a[rows], a[cols])  # (P,) s⁺ A
-            hinge = (self.margin - dd).clamp_(min=0.0).masked_fill_(~pairs.negative, 0.0)  # (B, B) s⁻ on N
+            hinge = torch.where(pairs.negative, (self.margin - dd).clamp_(min=0.0), 0.0)  # (B, B) s⁻ on N, else 0
             w_neg = hinge if uniform else hinge * pair_attention(a)  # (B, B) s⁻ A
             c_pos = (1.0 - self.lam) * scale / _safe(w_pos.sum())  # 0-dim
             c_neg = self.lam * scale / _safe(w_neg.sum())  # 0-dim
             pos_term = w_pos * d_pos  # (P,) w⁺ d
             grad = w_neg.mul_(hinge) if not uniform else hinge * hinge  # (B, B) w⁻ h
             value = 0.5 * (c_pos * torch.dot(pos_term, d_pos) + c_neg * _dot(grad, hinge))  # ½c⁺Σw⁺d² + ½c⁻Σw⁻h²
-            grad.mul_(-c_neg).index_put_((rows, cols), pos_term.mul_(c_pos))  # (B, B) ∂L/∂d
-        return known_gradient(value, d, grad)
+            # ∂L/∂d = −c⁻ w⁻ h on N and c⁺ w⁺ d on P: the factor −c⁻ goes to the backward's pass over the grid, so
+            # the positive entries are stored divided by it (it is −1 when no negative is active: then w⁻ h = 0)
+            factor = torch.where(c_neg > 0, -c_neg, -torch.ones_like(c_neg))  # 0-dim
+            grad.index_put_((rows, cols), pos_term.mul_(c_pos / factor))  # (B, B) ∂L/∂d / factor
+        return known_gradient(value, d, grad, scale=factor)
 
     def _constant_weights_loss(self, d: Tensor, w_pos: Tensor, w_neg: Tensor, s_neg: Tensor, scale: float) -> Tensor:
         """The metric term for constant weights, with its closed-form gradient.

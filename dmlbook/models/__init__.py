@@ -25,3 +25,8 @@ __all__ = [
     "mobilenet_v2_transform",
     "register_model",
 ]
+
+# log-mel spectrogram embedding for spoken words (issue 7)
+from .speech_cnn import SpeechCNN
+
+__all__ += ["SpeechCNN"]

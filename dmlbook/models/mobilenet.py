@@ -24,7 +24,14 @@ shifts the sampling grid by one pixel there; with the TF weights that drops the 
 original model from 0.998 to 0.88 (weights README), so :class:`PaddedConv2d` pads the TF way for those weights.
 
 Embedding: ``forward(x)`` = ``Linear(1280, embedding_dim)`` on the pooled features (optionally L2-normalised);
-``features(x)`` gives the pooled 1280-d features and ``classify(x)`` the ImageNet logits of the loaded head.
+``forward(x, return_features=True)`` also returns those pooled features (for a classifier on them, e.g. the
+class-aware attention of OSM+CAA); ``features(x)`` gives the pooled 1280-d features and ``classify(x)`` the
+ImageNet logits of the loaded head.
+
+Frozen stages: ``frozen_stages=n`` keeps the stem and the first ``n - 1`` bottleneck rows (stages ``0 .. n-1`` of
+:data:`STAGES`) at their pretrained values (``requires_grad=False``) and runs them without autograd, so a training
+step neither stores their activations nor back-propagates through them: at 112 px those high-resolution stages are
+most of the cost of a backward pass (fine-tuning only the later stages is the usual choice when the budget is small).
 
 Attention: ``attention_after=(stage, ...)`` puts a CBAM-style :class:`~dmlbook.attention.mixed.MixedAttention`
 after those stages (the rows of Sandler et al.'s Table 2, see :data:`STAGES`), wrapped in a residual
@@ -349,6 +356,10 @@ class MobileNetV2(nn.Module):
         attention_init_scale: initial residual scale of the attention blocks (0: identity at initialisation).
         normalize: L2-normalise the embeddings (off by default: the losses normalise inside).
         dropout: dropout before the ImageNet classifier (torchvision: 0.2); only :meth:`classify` uses it.
+        frozen_stages: freeze stages ``0 .. frozen_stages - 1`` (0: train everything, 9: the whole trunk): their
+            parameters get ``requires_grad=False`` and, up to the first attention block, they run under
+            ``torch.no_grad()``. BatchNorm layers of frozen stages (torchvision format) stay in eval mode.
+            Attention blocks are never frozen.
 
     ``num_classes`` is the size of the ImageNet head: taken from the weights (1001 for Google's, index 0 =
     background; 1000 for torchvision's), else 1001 / 1000 by format. Without weights the TF format has no
@@ -375,6 +386,7 @@ class MobileNetV2(nn.Module):
         attention_init_scale: float = 0.0,
         normalize: bool = False,
         dropout: float = 0.2,
+        frozen_stages: int = 0,
     ) -> None:
         super().__init__()
         self.embedding_dim = positive_int(embedding_dim, "embedding_dim")
@@ -435,6 +447,27 @@ class MobileNetV2(nn.Module):
         self.weights_source: str | None = None
         if loaded is not None:
             self.load_imagenet_weights(loaded[0], source=loaded[1])
+        self.frozen_stages = 0
+        self.freeze_stages(frozen_stages)
+
+    def freeze_stages(self, n: int) -> None:
+        """Freeze stages ``0 .. n - 1`` (:data:`STAGES`) and unfreeze the rest of the trunk; see the class doc."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(STAGES):
+            raise ValueError(f"frozen_stages must be an int in [0, {len(STAGES)}]; got {n!r}")
+        self.frozen_stages = n
+        self._frozen_blocks = STAGES[n - 1][1] + 1 if n else 0  # blocks trunk[0 .. _frozen_blocks - 1]
+        for i, block in enumerate(self.trunk):
+            for param in block.parameters():
+                param.requires_grad_(i >= self._frozen_blocks)
+        # blocks run without autograd: the frozen ones before the first (trainable) attention block
+        self._no_grad_blocks = min([self._frozen_blocks, *(i + 1 for i in self._attention_at)])
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MobileNetV2:
+        super().train(mode)
+        for block in list(self.trunk)[: getattr(self, "_frozen_blocks", 0)]:
+            block.eval()  # frozen BatchNorm keeps its running statistics
+        return self
 
     # ---------------------------------------------------------------------------------------- weights
     def _init_imagenet_part(self) -> None:
@@ -512,7 +545,11 @@ class MobileNetV2(nn.Module):
         """Last feature maps, after the attention blocks: (B, 3, H, W) -> (B, 1280, ceil(H/32), ceil(W/32))."""
         x = check_images(x, 3, min_size=32)  # (B, 3, H, W)
         for i, block in enumerate(self.trunk):
-            x = block(x)  # (B, C_i, H / stride_i, W / stride_i)
+            if i < self._no_grad_blocks:
+                with torch.no_grad():
+                    x = block(x)  # (B, C_i, H / stride_i, W / stride_i), no autograd graph
+            else:
+                x = block(x)  # (B, C_i, H / stride_i, W / stride_i)
             if i in self._attention_at:
                 x = self.attention[self._attention_at[i]](x)  # same shape
         return x  # (B, 1280, H / 32, W / 32)
@@ -529,14 +566,18 @@ class MobileNetV2(nn.Module):
             logits = logits[:, 1:]  # (B, 1000)
         return logits
 
-    def forward(self, x: Tensor) -> Tensor:
-        z = self.embedding(self.features(x))  # (B, D)
-        return F.normalize(z, dim=1) if self.normalize else z  # (B, D)
+    def forward(self, x: Tensor, *, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Embeddings (B, D); with ``return_features=True`` the pair ``(embeddings (B, D), pooled (B, 1280))``."""
+        pooled = self.features(x)  # (B, 1280)
+        z = self.embedding(pooled)  # (B, D)
+        z = F.normalize(z, dim=1) if self.normalize else z  # (B, D)
+        return (z, pooled) if flag(return_features, "return_features") else z
 
     def extra_repr(self) -> str:
         return (
             f"weights_format={self.weights_format!r}, embedding_dim={self.embedding_dim}, "
-            f"attention_after={self.attention_after}, weights_source={self.weights_source!r}"
+            f"attention_after={self.attention_after}, frozen_stages={self.frozen_stages}, "
+            f"weights_source={self.weights_source!r}"
         )
 
 

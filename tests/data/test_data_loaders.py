@@ -19,6 +19,8 @@ from dmlbook.data import transforms as T
 from dmlbook.data.fashion_mnist import read_idx
 
 NAMES = ["synthetic", "digits", "fashion_mnist", "cars196", "cars196_features", "cub200", "sop", "folder", "features"]
+NAMES += ["ucmerced_features"]  # registry.py, after "features" (issue 7)
+NAMES += ["fsdd", "isic2016", "ph2"]  # data/__init__.py, in that order (issue 7: fsdd, then dermoscopy)
 
 
 def test_registry_names_and_info():
@@ -26,7 +28,7 @@ def test_registry_names_and_info():
     for name in NAMES:
         info = dataset_info(name)
         assert isinstance(info, DatasetInfo) and info.name == name
-        assert info.input_kind in {"features", "image", "gray28", "gray8", "points"}
+        assert info.input_kind in {"features", "image", "gray28", "gray8", "points", "logmel"}
         assert info.embedding_dim > 0 and info.batch_p >= 1 and info.batch_k >= 2
     assert dataset_info("cars196").split == "classes 1-98 train, 99-196 test"
     assert dataset_info("Fashion-MNIST").name == "fashion_mnist"

@@ -6,6 +6,10 @@ from dmlbook.losses import LOSSES, build_loss
 
 
 def _make(name):
+    if name == "centre":  # owns a classifier and class centres: needs the label space and embedding size
+        return build_loss(name, num_classes=8, embedding_dim=4)
+    if name == "demal":  # its own classifier needs the label space and the embedding size
+        return build_loss(name, num_classes=8, embedding_dim=4)
     return build_loss(name, attention="none") if name.startswith("osm") else build_loss(name)
 
 

@@ -112,14 +112,16 @@ def test_needs_logits_or_classifier():
         OSMCAALoss(num_classes=3)
 
 
+@pytest.mark.parametrize("attention", ["prob", "gaussian", "none"])
 @pytest.mark.parametrize("variant", ["paper", "official"])
 @pytest.mark.parametrize("detach", [True, False])
-def test_fast_forward_matches_general_path_with_own_classifier(variant, detach):
+def test_fast_forward_matches_general_path_with_own_classifier(variant, detach, attention):
     # forward() shares one normalisation between distances and classifier and uses the symmetric backward;
     # compute() on the general pair matrix (its classifier normalising again) is the reference, parameters included
     torch.manual_seed(1)
     x, y = batch(4, 3, 6, seed=20)
-    loss = OSMCAALoss(num_classes=4, embedding_dim=6, detach_weights=detach, variant=variant).double()
+    loss = OSMCAALoss(num_classes=4, embedding_dim=6, detach_weights=detach, variant=variant,
+                      attention=attention).double()
 
     def value_grads(fn):
         xx = x.clone().requires_grad_(True)
