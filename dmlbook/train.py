@@ -328,6 +328,8 @@ def build_loss_for(config: TrainConfig, num_classes: int, model: nn.Module | Non
             detach = bool(args.pop("detach_classifier", False))
             return PooledFeatureCAA(build_loss(config.loss, **args), feature_dim, num_classes, detach_features=detach)
         args.update(num_classes=num_classes, embedding_dim=config.embedding_dim)
+    elif getattr(LOSSES.get(config.loss), "needs_classes", False) and "num_classes" not in args:
+        args.update(num_classes=num_classes, embedding_dim=config.embedding_dim)  # centre, demal: own classifier
     return build_loss(config.loss, **args)
 
 

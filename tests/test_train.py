@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from dmlbook.losses import LOSSES
 from dmlbook.train import METRIC_KEYS, TrainConfig, main, train
 
 FAST = {"dataset": "synthetic", "loss": "contrastive", "epochs": 3, "batches_per_epoch": 4, "progress": False,
@@ -94,13 +95,14 @@ def test_on_step_sees_the_batch():
     assert seen == [(i, (20, 2), False) for i in range(4)]
 
 
-@pytest.mark.parametrize("loss", ["contrastive", "triplet", "multi_similarity", "lifted", "ranked_list", "osm",
-                                  "osm_caa"])
+@pytest.mark.parametrize("loss", list(LOSSES))
 def test_every_loss_trains(loss):
     result = run(loss=loss, epochs=1, batches_per_epoch=2)
     assert 0 <= result.metrics["recall@1"] <= 1
     params = list(result.loss_fn.parameters())
-    assert (len(params) > 0) == (loss == "osm_caa")  # the CAA classifier is trained with the model
+    # the CAA classifier, and the classifier / centres of the classification losses, are trained with the model
+    assert (len(params) > 0) == (loss in {"osm_caa", "centre", "demal"})
+    assert all(p.grad is not None for p in params)
 
 
 def test_loss_and_model_arguments_reach_their_objects():

@@ -119,6 +119,8 @@ class MetricLoss(nn.Module):
     method: str = "none"
     matrix_kind: str = "distance"
     symmetric_pair_gradient: bool = False
+    #: the loss trains its own classifier (or class centres): a trainer passes ``num_classes`` and ``embedding_dim``
+    needs_classes: bool = False
 
     def _matrix(self, embeddings: Tensor, *, symmetric: bool = False) -> Tensor:
         if self.matrix_kind == "similarity":

@@ -104,6 +104,7 @@ class CentreStructuredLoss(MetricLoss):
 
     method = "centre"
     matrix_kind = "distance"
+    needs_classes = True
 
     def __init__(
         self,

@@ -73,6 +73,8 @@ class HybridTripletLoss(MetricLoss):
     (detached) are kept in ``last_terms`` (``{"triplet": ..., "ce": ...}``).
     """
 
+    needs_classes = True
+
     def __init__(
         self,
         margin: float = 0.2,
