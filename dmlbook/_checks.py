@@ -6,6 +6,7 @@ silent wrong number or an error from deep inside torch. Nothing here imports the
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +21,30 @@ def check_choice(value: Any, choices: Iterable[str], name: str) -> str:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {valid}; got {value!r}")
     return value
+
+
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer (Python or NumPy, not a bool) >= ``minimum``, returned as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A bool (no truthy stand-ins)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__}")
+    return value
+
+
+def check_size(size: Any, name: str = "size") -> tuple[int, int]:
+    """An image size: a positive int (square) or a ``(height, width)`` pair of positive ints."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if isinstance(h, bool) or not all(isinstance(v, int) and v > 0 for v in (h, w)):
+        raise ValueError(f"{name} must be a positive int or a (height, width) pair; got {size!r}")
+    return h, w
 
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:

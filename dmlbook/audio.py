@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_positive
+from ._checks import check_choice, check_int, check_positive
 
 MEL_SCALES = ("htk", "slaney")
 MEL_NORMS = ("none", "slaney")
@@ -48,14 +48,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------ arguments
-def _int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
-
-
 def _waveforms(x: object, name: str = "waveforms") -> Tensor:
     """A finite floating-point (T,) or (B, T) tensor with T >= 1."""
     if not isinstance(x, Tensor):
@@ -136,7 +128,7 @@ def _read_wav_scipy(path: Path, cause: Exception) -> tuple[np.ndarray, int]:
 
 def write_wav(path: str | os.PathLike[str], waveform: Tensor | np.ndarray, sample_rate: int) -> Path:
     """Write a mono float waveform (T,) in [-1, 1] as a 16-bit PCM WAV (values outside are clipped)."""
-    sample_rate = _int(sample_rate, "sample_rate")
+    sample_rate = check_int(sample_rate, "sample_rate")
     x = waveform.detach().cpu().numpy() if isinstance(waveform, Tensor) else np.asarray(waveform)
     if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"waveform must be a non-empty 1-D float array; got dtype {x.dtype}, shape {x.shape}")
@@ -155,7 +147,7 @@ def resample(waveform: Tensor, orig_rate: int, new_rate: int) -> Tensor:
     """Resample along the last axis with a polyphase anti-aliasing filter (:func:`scipy.signal.resample_poly`,
     Kaiser window): (..., T) -> (..., ceil(T · new_rate / orig_rate)). Same dtype and device as the input."""
     waveform = _waveforms(waveform, "waveform")
-    orig_rate, new_rate = _int(orig_rate, "orig_rate"), _int(new_rate, "new_rate")
+    orig_rate, new_rate = check_int(orig_rate, "orig_rate"), check_int(new_rate, "new_rate")
     if orig_rate == new_rate:
         return waveform
     try:
@@ -175,7 +167,7 @@ def fix_length(waveforms: Tensor, length: int, *, align: str = "center") -> Tens
     ``"start"`` keeps the beginning and pads at the end.
     """
     waveforms = _waveforms(waveforms)
-    length = _int(length, "length")
+    length = check_int(length, "length")
     check_choice(align, ALIGNS, "align")
     t = waveforms.shape[-1]
     if t >= length:
@@ -193,7 +185,7 @@ def pad_batch(waveforms: Sequence[Tensor], length: int | None = None, *, align: 
         if not isinstance(w, Tensor) or w.dim() != 1:
             raise ValueError(f"waveforms[{i}] must be a 1-D tensor (samples,); got "
                              f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
-    length = max(w.shape[0] for w in waveforms) if length is None else _int(length, "length")
+    length = max(w.shape[0] for w in waveforms) if length is None else check_int(length, "length")
     return torch.stack([fix_length(w, length, align=align) for w in waveforms])  # (B, length)
 
 
@@ -230,7 +222,7 @@ def mel_filterbank(*, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 
     frequencies ``ν_k = k · sample_rate / n_fft``. ``norm="slaney"`` scales row i by ``2 / (f_{i+2} − f_i)``
     (equal area). A filter that covers no FFT bin (too many mel bands for ``n_fft``) is an error.
     """
-    n_fft, n_mels, sample_rate = _int(n_fft, "n_fft", 2), _int(n_mels, "n_mels"), _int(sample_rate, "sample_rate")
+    n_fft, n_mels, sample_rate = check_int(n_fft, "n_fft", 2), check_int(n_mels, "n_mels"), check_int(sample_rate, "sample_rate")
     check_choice(scale, MEL_SCALES, "scale")
     check_choice(norm, MEL_NORMS, "norm")
     f_min = check_positive(f_min, "f_min", allow_zero=True)
@@ -257,7 +249,7 @@ def mel_filterbank(*, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 
 
 def num_frames(num_samples: int, hop_length: int) -> int:
     """Frames of a centred STFT of ``num_samples`` samples: ``1 + num_samples // hop_length``."""
-    return 1 + _int(num_samples, "num_samples") // _int(hop_length, "hop_length")
+    return 1 + check_int(num_samples, "num_samples") // check_int(hop_length, "hop_length")
 
 
 # ------------------------------------------------------------------------------------------------ log-mel
@@ -296,13 +288,13 @@ class LogMelSpectrogram(nn.Module):
                  n_mels: int = 32, f_min: float = 0.0, f_max: float | None = None, power: float = 2.0,
                  log_offset: float = 1e-6, scale: str = "htk", norm: str = "none", center: bool = True) -> None:
         super().__init__()
-        self.sample_rate = _int(sample_rate, "sample_rate")
-        self.n_fft = _int(n_fft, "n_fft", 2)
-        self.hop_length = _int(hop_length, "hop_length")
-        self.win_length = self.n_fft if win_length is None else _int(win_length, "win_length")
+        self.sample_rate = check_int(sample_rate, "sample_rate")
+        self.n_fft = check_int(n_fft, "n_fft", 2)
+        self.hop_length = check_int(hop_length, "hop_length")
+        self.win_length = self.n_fft if win_length is None else check_int(win_length, "win_length")
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length must be <= n_fft ({self.n_fft}); got {self.win_length}")
-        self.n_mels = _int(n_mels, "n_mels")
+        self.n_mels = check_int(n_mels, "n_mels")
         self.power = check_positive(power, "power")
         self.log_offset = check_positive(log_offset, "log_offset")
         if not isinstance(center, bool):

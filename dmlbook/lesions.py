@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import report
 from ._checks import check_choice, check_fraction, check_positive
 from .attention.maps import centre_maps, mask_fraction, mass_in_mask, pointing_hits, spatial_attention_maps
 from .data import DMLDataset, RandomDihedral
@@ -282,11 +283,10 @@ def baseline_report(masks: Tensor, *, sigma: float = 0.25, tolerance: int = 0) -
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value) of finite ``values`` (NaN if there are none)."""
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    """:func:`dmlbook.report.mean_std` of the finite ``values`` (a fold whose AUC is undefined is NaN); NaN, NaN
+    if there are none."""
+    finite = [float(x) for x in values if math.isfinite(x)]
+    return report.mean_std(finite) if finite else (math.nan, math.nan)
 
 
 __all__ = ["BACKBONES", "VARIANTS", "FrozenEncoder", "LesionRun", "attention_report", "baseline_report",

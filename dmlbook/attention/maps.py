@@ -29,19 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_positive
+from .._checks import check_choice, check_positive, check_size
 from .mixed import record_attention
 
 NORMALIZATIONS = ("sum", "shifted_sum", "none")
 
 
 def _size(size: int | Sequence[int] | None, default: tuple[int, int]) -> tuple[int, int]:
-    if size is None:
-        return default
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if isinstance(h, bool) or not all(isinstance(v, int) and v > 0 for v in (h, w)):
-        raise ValueError(f"size must be a positive int or a (height, width) pair; got {size!r}")
-    return h, w
+    return default if size is None else check_size(size)
 
 
 def normalize_maps(maps: Tensor, normalize: str = "sum") -> Tensor:

@@ -33,23 +33,12 @@ __all__ = [
 ]
 __all__ += ["corrupt", "corrupted_mask"]
 
-# Free Spoken Digit Dataset (issue 7): log-mel spectrograms of spoken digits, per-recording speaker ids
-from . import fsdd
-from .registry import _REGISTRY as _DATASETS
-from .registry import _Entry as _DatasetEntry
-
-_DATASETS.setdefault("fsdd", _DatasetEntry(fsdd.INFO, fsdd.load, fsdd.check))
-__all__ += ["fsdd"]
-
-# Dermoscopy (issue 7, DeMAL-CNN chapter): ISIC 2016 benign/malignant, PH2 (3 classes, lesion masks), generated lesions
-from . import skin
-from .registry import _REGISTRY as _SKIN_REGISTRY
-from .registry import _Entry as _SkinEntry
+# Free Spoken Digit Dataset (log-mel spectrograms, speaker ids) and dermoscopy (ISIC 2016, PH2 with lesion masks,
+# generated lesions); both are in the registry
+from . import fsdd, skin
 from .skin import RandomDihedral, lesion_tensors, load_mask, make_lesions
 
-_SKIN_REGISTRY.setdefault("isic2016", _SkinEntry(skin.ISIC_INFO, skin.load_isic2016, skin.isic_check))
-_SKIN_REGISTRY.setdefault("ph2", _SkinEntry(skin.PH2_INFO, skin.load_ph2, skin.ph2_check))
-__all__ += ["RandomDihedral", "lesion_tensors", "load_mask", "make_lesions", "skin"]
+__all__ += ["RandomDihedral", "fsdd", "lesion_tensors", "load_mask", "make_lesions", "skin"]
 
 # Stratified per-class sample split (issue 7, scene classification on UC Merced: every class on both sides)
 from .splits import stratified_mask, stratified_split

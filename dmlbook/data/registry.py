@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_choice
-from . import cars196, cub200, digits, fashion_mnist, features, folder, sop, synthetic
+from . import cars196, cub200, digits, fashion_mnist, features, folder, fsdd, skin, sop, synthetic
 from .dataset import DMLDataset, ImageDataset
 from .errors import DatasetNotFoundError, not_found
 from .info import DatasetInfo
@@ -41,6 +41,9 @@ _REGISTRY: dict[str, _Entry] = {
     "folder": _Entry(folder.INFO, folder.load, folder.check),
     "features": _Entry(features.INFO, features.load, features.check),
     "ucmerced_features": _Entry(features.UCMERCED_INFO, features.load_ucmerced, features.check),
+    "fsdd": _Entry(fsdd.INFO, fsdd.load, fsdd.check),
+    "isic2016": _Entry(skin.ISIC_INFO, skin.load_isic2016, skin.isic_check),
+    "ph2": _Entry(skin.PH2_INFO, skin.load_ph2, skin.ph2_check),
 }
 
 

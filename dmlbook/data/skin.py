@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_fraction
+from .._checks import check_fraction, check_size
 from ._optional import require
 from ._tables import read_csv
 from .dataset import DMLDataset, ImageDataset
@@ -302,13 +302,6 @@ def load_ph2(folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transfo
 
 
 # ------------------------------------------------------------------------------------------- decoding at a size
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if isinstance(h, bool) or not all(isinstance(v, int) and v > 0 for v in (h, w)):
-        raise ValueError(f"size must be a positive int or a (height, width) pair; got {size!r}")
-    return h, w
-
-
 def load_mask(path: str | Path, size: int | Sequence[int] | None = None) -> Tensor:
     """A lesion mask file as a boolean (H, W) tensor (pixel > 127 = lesion); ``size`` resizes it first (bilinear,
     then thresholded at one half, so the area is kept)."""
@@ -316,7 +309,7 @@ def load_mask(path: str | Path, size: int | Sequence[int] | None = None) -> Tens
     with image_mod.open(path) as im:
         im = im.convert("L")
         if size is not None:
-            h, w = _pair(size)
+            h, w = check_size(size)
             im = im.resize((w, h), image_mod.Resampling.BILINEAR)
         return torch.from_numpy(np.asarray(im) > 127)  # (H, W) bool
 
@@ -337,7 +330,7 @@ def lesion_tensors(dataset: DMLDataset, size: int | Sequence[int], *, masks: boo
     for :func:`make_lesions` (masks in ``meta["mask"]`` as arrays). ``masks=False``, or a dataset without masks,
     gives ``None`` for them.
     """
-    h, w = _pair(size)
+    h, w = check_size(size)
     bar = require("tqdm.auto", "progress bars").tqdm if progress else None
     mask_meta = dataset.meta.get("mask") if masks else None
     if isinstance(dataset, ImageDataset):

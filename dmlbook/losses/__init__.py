@@ -9,7 +9,10 @@ from __future__ import annotations
 from .._checks import check_choice
 from .angular import AngularLoss
 from .base import LossDetails, MetricLoss
+from .ce_metric import HybridLoss
+from .centre import CentreStructuredLoss
 from .contrastive import ContrastiveLoss
+from .hybrid import HybridTripletLoss
 from .lifted import LiftedStructureLoss
 from .multi_similarity import MultiSimilarityLoss
 from .npairs import NPairsLoss
@@ -27,12 +30,16 @@ LOSSES: dict[str, type[MetricLoss]] = {
     "osm_caa": OSMCAALoss,
     "npairs": NPairsLoss,
     "angular": AngularLoss,
+    # with their own classifier (or class centres): a trainer passes num_classes and embedding_dim
+    "centre": CentreStructuredLoss,  # centre-based structured learning (Gong et al. 2019), chapter 7
+    "demal": HybridTripletLoss,  # DeMAL-CNN's hybrid triplet + cross-entropy (He et al.), chapter 8
 }
 
 
 def build_loss(name: str, **kwargs) -> MetricLoss:
     """A loss by name: ``contrastive``, ``triplet``, ``multi_similarity``, ``lifted``, ``ranked_list``, ``osm``
-    (OSM without attention), ``osm_caa``, ``npairs`` or ``angular``. Keyword arguments go to the constructor."""
+    (OSM without attention), ``osm_caa``, ``npairs``, ``angular``, ``centre`` or ``demal`` (these two need
+    ``num_classes=`` and ``embedding_dim=``). Keyword arguments go to the constructor."""
     check_choice(name, LOSSES, "loss")
     if name == "osm":
         kwargs.setdefault("attention", "none")
@@ -45,7 +52,10 @@ def build_loss(name: str, **kwargs) -> MetricLoss:
 __all__ = [
     "LOSSES",
     "AngularLoss",
+    "CentreStructuredLoss",
     "ContrastiveLoss",
+    "HybridLoss",
+    "HybridTripletLoss",
     "LiftedStructureLoss",
     "LossDetails",
     "MetricLoss",
@@ -56,22 +66,3 @@ __all__ = [
     "TripletMarginLoss",
     "build_loss",
 ]
-
-# classification + metric learning (issue 7): cross-entropy on the embeddings plus any loss above
-from .ce_metric import HybridLoss
-
-__all__ += ["HybridLoss"]
-
-# centre-based structured metric learning (issue 7, Gong et al. 2019): CE + lifted + class centres; needs
-# num_classes= and embedding_dim= (its own classifier and centres)
-from .centre import CentreStructuredLoss
-
-LOSSES["centre"] = CentreStructuredLoss
-__all__ += ["CentreStructuredLoss"]
-
-# DeMAL-CNN (issue 7, He et al. 2022): triplet loss on the embeddings + cross-entropy of a shared classifier, the
-# reconstructed "hybrid loss"; its own classifier needs num_classes= and embedding_dim= (else pass logits=)
-from .hybrid import HybridTripletLoss
-
-LOSSES["demal"] = HybridTripletLoss
-__all__ += ["HybridTripletLoss"]

@@ -19,6 +19,7 @@ from .._checks import (
     check_embeddings,
     check_embeddings_labels,
     check_fraction,
+    check_int,
     check_positive,
     check_real,
 )
@@ -29,14 +30,6 @@ from .lifted import LiftedStructureLoss
 CENTRE_UPDATES = ("learn", "ema")
 TERMS = ("ce", "lifted", "intra", "inter")
 PREDICT_BY = ("classifier", "centre")
-
-
-def _check_count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return value
 
 
 def squared_distances_to(x: Tensor, centres: Tensor) -> Tensor:
@@ -122,8 +115,8 @@ class CentreStructuredLoss(MetricLoss):
         centre_rate: float = 0.5,
     ) -> None:
         super().__init__()
-        self.num_classes = _check_count(num_classes, "num_classes", 2)
-        self.embedding_dim = _check_count(embedding_dim, "embedding_dim", 1)
+        self.num_classes = check_int(num_classes, "num_classes", 2)
+        self.embedding_dim = check_int(embedding_dim, "embedding_dim", 1)
         self.term_weights = {
             "ce": check_positive(ce_weight, "ce_weight", allow_zero=True),
             "lifted": check_positive(lifted_weight, "lifted_weight", allow_zero=True),

@@ -13,22 +13,17 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_class_range, check_embeddings_labels, check_logits, check_positive
+from .._checks import (
+    check_class_range,
+    check_embeddings_labels,
+    check_flag,
+    check_int,
+    check_logits,
+    check_positive,
+)
 from ..models.heads import LinearClassifier
 from .base import LossResult, MetricLoss, Pairs
 from .triplet import TRIPLET_MINING, TripletMarginLoss
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {type(value).__name__}")
-    return value
-
-
-def _count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-    return value
 
 
 class HybridTripletLoss(MetricLoss):
@@ -93,13 +88,13 @@ class HybridTripletLoss(MetricLoss):
         self.ce_weight = check_positive(ce_weight, "ce_weight", allow_zero=True)
         if self.triplet_weight == 0 and self.ce_weight == 0:
             raise ValueError("triplet_weight and ce_weight are both 0: the loss would be identically zero")
-        self.squared = _flag(squared, "squared")
-        self.normalize_classifier_input = _flag(normalize_classifier_input, "normalize_classifier_input")
+        self.squared = check_flag(squared, "squared")
+        self.normalize_classifier_input = check_flag(normalize_classifier_input, "normalize_classifier_input")
         if (num_classes is None) != (embedding_dim is None):
             raise ValueError("give both num_classes and embedding_dim for the loss's own classifier, or neither")
         self.classifier: LinearClassifier | None = None
         if num_classes is not None:
-            self.classifier = LinearClassifier(_count(embedding_dim, "embedding_dim"), _count(num_classes, "num_classes"))
+            self.classifier = LinearClassifier(check_int(embedding_dim, "embedding_dim"), check_int(num_classes, "num_classes"))
         self.method = self.triplet.method
         self.last_terms: dict[str, float] = {}
 

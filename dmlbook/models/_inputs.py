@@ -6,21 +6,15 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
+from .._checks import check_flag, check_int
+
 
 def positive_int(value: object, name: str) -> int:
     """An int >= 1 (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; got {value}")
-    return value
+    return check_int(value, name, 1)
 
 
-def flag(value: object, name: str) -> bool:
-    """A bool."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {type(value).__name__}")
-    return value
+flag = check_flag  # a bool
 
 
 def stage_indices(value: object, num_stages: int, name: str) -> tuple[int, ...]:
