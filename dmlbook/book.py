@@ -607,10 +607,19 @@ def run_book(
     return results
 
 
+def absolute_data_home() -> None:
+    """Make a relative ``$DMLBOOK_DATA`` absolute (from the current directory): each notebook runs in its own
+    folder, where ``DMLBOOK_DATA=../shared/data`` given at the repository root would point elsewhere."""
+    home = os.environ.get("DMLBOOK_DATA", "").strip()
+    if home and not Path(home).expanduser().is_absolute():
+        os.environ["DMLBOOK_DATA"] = str(Path(home).expanduser().resolve())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dmlbook book ...``; returns the exit status."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     notebooks_dir, out = args.notebooks_dir.resolve(), args.out.resolve()
+    absolute_data_home()
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
         return _run_demo(notebooks_dir)

@@ -6,6 +6,7 @@ Tests marked ``notebook`` start a Jupyter kernel on the fixture notebooks in ``t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -368,3 +369,13 @@ def test_setup_notebook_and_savefig(tmp_path):
             viz.savefig(fig, bad, tmp_path)
     with pytest.raises(ValueError, match="figure_format must be one of"):
         viz.setup_notebook(figure_format="jpg")
+
+
+def test_relative_data_home_is_made_absolute_for_the_notebooks(tmp_path, monkeypatch):
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DMLBOOK_DATA", "shared/data")  # notebooks run in their own folder, not here
+    book.absolute_data_home()
+    assert Path(os.environ["DMLBOOK_DATA"]) == (tmp_path / "shared" / "data").resolve()
+    book.absolute_data_home()  # an absolute path is kept as it is
+    assert Path(os.environ["DMLBOOK_DATA"]) == (tmp_path / "shared" / "data").resolve()

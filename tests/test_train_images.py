@@ -50,6 +50,22 @@ def test_backbone_learning_rate_factor():
     assert groups[0]["params"][0] is model.embedding.weight
 
 
+def test_cars196_end_to_end_recipe_is_the_default_and_stays_with_its_model():
+    recipe = TrainConfig(dataset="cars196", loss="osm_caa").resolved()
+    assert (recipe.model, recipe.image_size, recipe.model_args) == ("mobilenet_v2", 224, {"frozen_stages": 5})
+    assert (recipe.embedding_dim, recipe.batch_p, recipe.batch_k) == (512, 16, 4)
+    assert (recipe.head_warmup_epochs, recipe.head_warmup_lr, recipe.crop_scale_min) == (20, 1e-4, 0.5)
+    assert recipe.loss_args == {"lam": 0.9, "detach_classifier": True}
+    mine = TrainConfig(dataset="cars196", head_warmup_epochs=0, crop_scale_min=0.2,
+                       model_args={"frozen_stages": 2}).resolved()
+    assert (mine.head_warmup_epochs, mine.crop_scale_min, mine.model_args) == (0, 0.2, {"frozen_stages": 2})
+    other = TrainConfig(dataset="cars196", model="small_cnn").resolved()  # the backbone recipe does not apply
+    assert (other.model_args, other.head_warmup_epochs) == ({}, 0)
+    assert TrainConfig(dataset="synthetic").resolved().head_warmup_epochs == 0
+    with pytest.raises(ValueError, match="crop_scale_min"):
+        TrainConfig(dataset="cars196", crop_scale_min=1.5).resolved()
+
+
 def test_mobilenet_trains_end_to_end_on_a_folder(scenes, tmp_path):
     result = train(TrainConfig(dataset="folder", data_root=str(scenes), loss="osm_caa", model="mobilenet_v2",
                                pretrained="none", image_size=32, epochs=1, batches_per_epoch=1, batch_p=2,
@@ -142,9 +158,8 @@ def scenes10(tmp_path):
 
 
 def test_warmup_cache_and_frozen_stages_end_to_end(scenes10, tmp_path):
-    from dmlbook.train import PooledFeatureCAA
-
     from dmlbook.models import MobileNetV2
+    from dmlbook.train import PooledFeatureCAA
 
     torch.manual_seed(3)
     weights = MobileNetV2(weights_format="tf").imagenet_state_dict()  # a stand-in for the ImageNet file
