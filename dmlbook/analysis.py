@@ -54,7 +54,6 @@ __all__ = [
     "normalized_weights",
     "pair_distances",
     "relative_spread",
-    "resolve_config",
     "start_end",
     "subsample",
     "summarize_runs",
@@ -350,23 +349,6 @@ def first_step_reaching(steps: Sequence[float] | np.ndarray, values: Sequence[fl
 # --------------------------------------------------------------------------------------------------------
 # One tracked training run
 # --------------------------------------------------------------------------------------------------------
-def resolve_config(config: Any) -> Any:
-    """``config.resolved()``, except that a model chosen explicitly gets only its own ``model_args``.
-
-    :meth:`dmlbook.train.TrainConfig.resolved` merges the dataset's default ``model_args`` (e.g. the synthetic
-    dataset's MLP ``hidden_dims``) even when ``config.model`` replaces the default model, which then fails to
-    build (``small_cnn`` takes no ``hidden_dims``). Here they are dropped when the model differs from the default.
-    """
-    from .data import dataset_info
-    from .train import DATASET_DEFAULTS
-
-    resolved = config.resolved()
-    default_model = DATASET_DEFAULTS.get(dataset_info(config.dataset).name, {}).get("model")
-    if config.model is not None and config.model != default_model:
-        resolved.model_args = dict(config.model_args)
-    return resolved
-
-
 @dataclass
 class TrackedRun:
     """What :func:`train_tracked` returns.
@@ -401,15 +383,14 @@ def train_tracked(config: Any, *, name: str | None = None, tracker: TrainingTrac
     """Train one :class:`~dmlbook.train.TrainConfig` like :func:`dmlbook.train.train` and keep what the book needs.
 
     The steps are those of ``train`` (load the class-disjoint splits, build the model and loss, :func:`fit` with
-    early stopping when the config has validation classes, evaluate the best weights on the test classes), with
-    :func:`resolve_config` instead of ``config.resolved()``. When ``tracker`` has no ``eval_set`` it gets the test
-    split (its seeded subset). ``splits`` = ``(train, val, test)`` skips loading them again (they must match the
+    early stopping when the config has validation classes, evaluate the best weights on the test classes). When
+    ``tracker`` has no ``eval_set`` it gets the test split (its seeded subset). ``splits`` = ``(train, val, test)`` skips loading them again (they must match the
     config). ``test_samples`` evaluates on a seeded subset of that many test samples (:func:`subsample`; e.g. for
     the 35,000 Fashion-MNIST test images on a CPU). Nothing is written to disk.
     """
     from .train import build_loss_for, build_model_for, embed, fit, load_splits, resolve_device
 
-    config = resolve_config(config)
+    config = config.resolved()
     device = resolve_device(config.device)
     train_set, val_set, test_set = splits if splits is not None else load_splits(config)
     test_set = subsample(test_set, test_samples, config.seed)
@@ -463,7 +444,7 @@ def train_methods(base: Any, methods: Mapping[str, tuple[str, Mapping[str, Any]]
 
     configs = {name: dataclasses.replace(base, loss=loss, loss_args=dict(args)) for name, (loss, args) in
                methods.items()}
-    splits = load_splits(resolve_config(next(iter(configs.values())))) if configs else None
+    splits = load_splits(next(iter(configs.values())).resolved()) if configs else None
     names: Any = list(configs)
     if progress:
         from tqdm.auto import tqdm

@@ -168,17 +168,15 @@ def test_tracker_rejects_bad_every():
         analysis.TrainingTracker(every=0)
 
 
-def test_resolve_config_drops_default_model_args_for_an_explicit_model():
+def test_an_explicit_model_gets_only_its_own_model_args():
+    from dmlbook.train import build_model_for, load_splits
+
     config = _tiny_config(model="small_cnn", model_args={"width": 4, "image_size": 8},
                           data_args={"kind": "patterns", "n_classes": 6, "n_per_class": 10, "size": 8})
-    with pytest.raises(TypeError):  # the library's own resolution merges the MLP's hidden_dims
-        from dmlbook.train import build_model_for, load_splits
-
-        resolved = config.resolved()
-        build_model_for(resolved, load_splits(resolved)[0][0][0])
-    resolved = analysis.resolve_config(config)
+    resolved = config.resolved()  # the synthetic dataset's MLP hidden_dims are not merged into small_cnn's
     assert resolved.model_args == {"width": 4, "image_size": 8}
-    assert analysis.resolve_config(_tiny_config()).model_args == {"hidden_dims": (64,)}  # default model kept
+    build_model_for(resolved, load_splits(resolved)[0][0][0])
+    assert _tiny_config().resolved().model_args == {"hidden_dims": (64,)}  # the default model keeps them
     run = analysis.train_tracked(dict_replace(config, epochs=1))
     assert 0.0 <= run.metrics["recall@1"] <= 1.0
 
