@@ -37,9 +37,9 @@ from dmlbook import report
 from dmlbook.train import TrainConfig, _key_value, train
 
 LOSS_ARGS: dict[str, dict[str, Any]] = {
-    # the frozen-feature heads' tuned λ = 0.9 and detached classifier (dmlbook.train.DATASET_DEFAULTS, spelled out
-    # here), so that both rows use the same loss; the CAA classifier reads the pooled backbone features
-    "osm_caa": {"lam": 0.9, "detach_classifier": True},
+    # OSM+CAA: dmlbook.train's defaults for both cars196 and cars196_features (λ = 0.9, detached classifier), so
+    # that the end-to-end and frozen-head rows use the same loss; the CAA classifier reads the pooled features
+    "osm_caa": {},
     "contrastive": {},
     "triplet": {"mining": "batch_hard"},
 }
@@ -57,9 +57,8 @@ def e2e_config(loss: str, args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         dataset="cars196", data_root=args.data_root, loss=loss, loss_args={**LOSS_ARGS.get(loss, {}), **dict(args.loss_arg)},
         model_args={} if args.frozen_stages is None else {"frozen_stages": args.frozen_stages},
-        embedding_dim=512, batch_p=16, batch_k=4, epochs=evals, batches_per_epoch=max(1, args.steps // evals),
-        patience=0, schedule="cosine", cache_images=True, num_workers=0, seed=args.seed, device=args.device,
-        progress=args.progress, out=str(OUT / "end_to_end" / f"{loss}_run"), **given).resolved()
+        epochs=evals, batches_per_epoch=max(1, args.steps // evals), patience=0, schedule="cosine", seed=args.seed,
+        device=args.device, progress=args.progress, out=str(OUT / "end_to_end" / f"{loss}_run"), **given)
 
 
 def run_end_to_end(loss: str, args: argparse.Namespace) -> dict[str, Any]:

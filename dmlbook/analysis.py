@@ -384,8 +384,8 @@ def train_tracked(config: Any, *, name: str | None = None, tracker: TrainingTrac
 
     The steps are those of ``train`` (load the class-disjoint splits, build the model and loss, :func:`fit` with
     early stopping when the config has validation classes, evaluate the best weights on the test classes). When
-    ``tracker`` has no ``eval_set`` it gets the test split (its seeded subset). ``splits`` = ``(train, val, test)`` skips loading them again (they must match the
-    config). ``test_samples`` evaluates on a seeded subset of that many test samples (:func:`subsample`; e.g. for
+    ``tracker`` has no ``eval_set`` it gets the test split (its seeded subset). ``splits`` = ``(train, val, test)``
+    skips loading them again (they must match the config). ``test_samples`` evaluates on a seeded subset of that many test samples (:func:`subsample`; e.g. for
     the 35,000 Fashion-MNIST test images on a CPU). Nothing is written to disk.
     """
     from .train import build_loss_for, build_model_for, embed, fit, load_splits, resolve_device

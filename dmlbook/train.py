@@ -79,6 +79,9 @@ _FROZEN_FEATURE_LOSS_ARGS: dict[str, dict[str, Any]] = {
     "osm_caa": {"lam": 0.9, "detach_classifier": True},
 }
 
+#: The entries of a dataset's defaults that belong to its default model (dropped when another model is chosen).
+_MODEL_RECIPE = ("model_args", "head_warmup_epochs", "head_warmup_lr")
+
 #: Per-dataset defaults that give a good run with ``--dataset X --loss Y`` alone. Anything not listed comes
 #: from :class:`TrainConfig`; ``embedding_dim``, ``batch_p`` and ``batch_k`` come from the dataset's
 #: :class:`~dmlbook.data.DatasetInfo` unless given here.
@@ -203,12 +206,13 @@ class TrainConfig:
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_choice(self.device, DEVICES, "device")
         info = dataset_info(self.dataset)
+        dataset_defaults = DATASET_DEFAULTS.get(info.name, {})
+        if self.model not in (None, dataset_defaults.get("model")):  # the recipe for the dataset's model stays with it
+            dataset_defaults = {k: v for k, v in dataset_defaults.items() if k not in _MODEL_RECIPE}
         defaults: dict[str, Any] = {"embedding_dim": info.embedding_dim, "batch_p": info.batch_p, "batch_k": info.batch_k,
                     "epochs": 10, "patience": 0, "lr": 1e-3, "backbone_lr_mult": 1.0, "weight_decay": 0.0, "val_fraction": 0.2,
                     "num_workers": 0, "cache_images": False, "crop_scale_min": 0.08, "head_warmup_epochs": 0,
-                    "head_warmup_lr": 1e-3, **DATASET_DEFAULTS.get(info.name, {})}
-        if self.model not in (None, defaults.get("model")):  # the dataset's recipe for its own model does not apply
-            defaults.update(model_args={}, head_warmup_epochs=0, head_warmup_lr=1e-3)
+                    "head_warmup_lr": 1e-3, **dataset_defaults}
         out = dataclasses.replace(self, dataset=info.name)
         for name, value in defaults.items():
             if name == "model_args":
@@ -382,8 +386,7 @@ def image_transform(model: nn.Module, config: TrainConfig, *, train: bool, datas
     mean, std = (TF_MEAN, TF_STD) if tf else (IMAGENET_MEAN, IMAGENET_STD)
     size = _image_size(config, dataset)
     if train:
-        smallest = 0.08 if config.crop_scale_min is None else config.crop_scale_min  # (unresolved config)
-        return train_transform(size, mean=mean, std=std, scale=(smallest, 1.0))
+        return train_transform(size, mean=mean, std=std, scale=(config.crop_scale_min, 1.0))
     return eval_transform(size, mean=mean, std=std)
 
 
