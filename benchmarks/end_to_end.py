@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from dmlbook import report
-from dmlbook.train import TrainConfig, _key_value, train
+from dmlbook.train import TrainConfig, parse_key_value, train
 
 LOSS_ARGS: dict[str, dict[str, Any]] = {
     # OSM+CAA: dmlbook.train's defaults for both cars196 and cars196_features (λ = 0.9, detached classifier), so
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-scale-min", type=float, default=None, help="smallest area share of the random crop" + dflt)
     p.add_argument("--warmup-epochs", type=int, default=None, help="head warm-up epochs on frozen features" + dflt)
     p.add_argument("--warmup-lr", type=float, default=None, help="head warm-up learning rate" + dflt)
-    p.add_argument("--loss-arg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+    p.add_argument("--loss-arg", action="append", type=parse_key_value, default=[], metavar="NAME=VALUE",
                    help="a loss argument for the end-to-end runs of --losses, e.g. --loss-arg lam=0.5")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

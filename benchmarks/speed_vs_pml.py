@@ -4,10 +4,15 @@
     python benchmarks/speed_vs_pml.py --device cuda   # the same on a GPU
     python benchmarks/speed_vs_pml.py --sizes 512x512 --repeats 31
 
+    python benchmarks/speed_vs_pml.py --sizes 512x512 --classes 100   # the new losses' setting (issue 16)
+
 Each timed call: L2-normalisation, mining, loss and backward from raw embeddings (both libraries normalise inside).
-Labels give 4 samples per class (P×K sampling with K = 4). Runs are interleaved (dmlbook, PML, dmlbook, ...) so
-that drifts of the machine hit both alike; the table reports medians and the ratio dmlbook / PML (lower is faster).
-OSM+CAA has no PML counterpart: its ratio is against dmlbook's own ContrastiveLoss (goal ≤ 1.5).
+Labels give 4 samples per class (P×K sampling with K = 4). The proxy and classification losses (Proxy-Anchor,
+ProxyNCA, normalised softmax, ArcFace, CosFace, SoftTriple) and SupCon instead take ``--classes`` classes (default
+100), labels ``i mod classes``; the proxy losses get PML's weights copied in, and their backward includes the
+gradient of the weights. Runs are interleaved (dmlbook, PML, dmlbook, ...) so that drifts of the machine hit both
+alike; the table reports medians and the ratio dmlbook / PML (lower is faster). OSM+CAA has no PML counterpart:
+its ratio is against dmlbook's own ContrastiveLoss (goal ≤ 1.5).
 """
 from __future__ import annotations
 
@@ -17,8 +22,21 @@ import time
 
 import torch
 
-from dmlbook.losses import ContrastiveLoss, LiftedStructureLoss, MultiSimilarityLoss, OSMCAALoss, RankedListLoss
-from dmlbook.losses import TripletMarginLoss
+from dmlbook.losses import (
+    ArcFaceLoss,
+    ContrastiveLoss,
+    CosFaceLoss,
+    LiftedStructureLoss,
+    MultiSimilarityLoss,
+    NormalizedSoftmaxLoss,
+    OSMCAALoss,
+    ProxyAnchorLoss,
+    ProxyNCALoss,
+    RankedListLoss,
+    SoftTripleLoss,
+    SupConLoss,
+    TripletMarginLoss,
+)
 
 
 def pml_cases():
@@ -38,6 +56,33 @@ def pml_cases():
         "triplet semi_hard": (TripletMarginLoss(mining="semi_hard"), lambda x, y: triplet(x, y, semi_hard(x, y))),
         "lifted": (LiftedStructureLoss(), losses.LiftedStructureLoss()),
         "ranked_list": (RankedListLoss(), losses.RankedListLoss(margin=0.4, Tn=10)),
+    }
+
+
+def class_cases(num_classes: int, dim: int, device) -> dict:
+    """The losses measured on ``num_classes`` classes: (ours, PML's) with PML's weights copied into ours."""
+    import math
+
+    from pytorch_metric_learning import losses
+
+    def paired(ours, pml, attr: str, transposed: bool):
+        with torch.no_grad():
+            w = getattr(pml, attr)
+            ours.proxies.copy_(w.T if transposed else w)
+        return ours.to(device), pml.to(device)
+
+    c, d = num_classes, dim
+    return {
+        "proxy_anchor": paired(ProxyAnchorLoss(num_classes=c, embedding_dim=d), losses.ProxyAnchorLoss(c, d),
+                               "proxies", False),
+        "proxy_nca": paired(ProxyNCALoss(num_classes=c, embedding_dim=d), losses.ProxyNCALoss(c, d), "proxies", False),
+        "normalized_softmax": paired(NormalizedSoftmaxLoss(num_classes=c, embedding_dim=d),
+                                     losses.NormalizedSoftmaxLoss(c, d), "W", True),
+        "arcface": paired(ArcFaceLoss(num_classes=c, embedding_dim=d, margin=math.radians(28.6)),
+                          losses.ArcFaceLoss(c, d, margin=28.6), "W", True),
+        "cosface": paired(CosFaceLoss(num_classes=c, embedding_dim=d), losses.CosFaceLoss(c, d), "W", True),
+        "soft_triple": paired(SoftTripleLoss(num_classes=c, embedding_dim=d), losses.SoftTripleLoss(c, d), "fc", True),
+        "supcon": (SupConLoss(), losses.SupConLoss()),
     }
 
 
@@ -71,6 +116,7 @@ def main() -> None:
         "--losses", nargs="+", default=None, metavar="NAME",
         help="only these rows (e.g. contrastive osm_caa); names as in the table, spaces as underscores",
     )
+    parser.add_argument("--classes", type=int, default=100, help="classes of the proxy losses and SupCon")
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument(
@@ -98,6 +144,12 @@ def main() -> None:
             ):
                 continue
             t = bench({"ours": ours, "pml": pml}, x, y, device, args.repeats, args.warmup)
+            print(f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}", flush=True)
+        y_classes = (torch.arange(b) % args.classes).to(device)
+        for name, (ours, pml) in class_cases(args.classes, d, device).items():
+            if args.losses is not None and name not in args.losses:
+                continue
+            t = bench({"ours": ours, "pml": pml}, x, y_classes, device, args.repeats, args.warmup)
             print(f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}", flush=True)
         if args.losses is not None and "osm_caa" not in args.losses:
             continue

@@ -6,6 +6,7 @@ silent wrong number or an error from deep inside torch. Nothing here imports the
 """
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -15,7 +16,11 @@ from torch import Tensor
 
 
 def check_choice(value: Any, choices: Iterable[str], name: str) -> str:
-    """Return ``value`` if it is one of ``choices``; otherwise raise a ValueError listing them."""
+    """Return ``value`` if it is one of ``choices``; otherwise raise a ValueError listing them.
+
+    A choice is judged by value alone: anything that is not one of ``choices`` (a misspelt name, ``None``, a
+    number) is a ValueError, as for an enumeration.
+    """
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         valid = ", ".join(repr(c) for c in choices)
@@ -23,58 +28,108 @@ def check_choice(value: Any, choices: Iterable[str], name: str) -> str:
     return value
 
 
-def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    """An integer (Python or NumPy, not a bool) >= ``minimum``, returned as an int."""
+def check_int(value: Any, name: str, minimum: int | None = 1, *, maximum: int | None = None) -> int:
+    """An integer (Python or NumPy, not a bool) in ``[minimum, maximum]``, returned as an int.
+
+    ``minimum=None`` / ``maximum=None``: no bound on that side. Wrong type: TypeError; out of range: ValueError.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
+    value = int(value)
+    low_ok = minimum is None or value >= minimum
+    high_ok = maximum is None or value <= maximum
+    if not (low_ok and high_ok):
+        if maximum is None:
+            bound = f">= {minimum}"
+        elif minimum is None:
+            bound = f"<= {maximum}"
+        else:
+            bound = f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be {bound}; got {value}")
+    return value
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+) -> float:
+    """A finite real number (int, float or NumPy scalar, not a bool) in a range, returned as a float.
+
+    ``minimum`` / ``maximum`` bound it (None: unbounded); ``exclusive_minimum`` makes the lower bound strict.
+    Wrong type: TypeError; NaN, infinite or out of range: ValueError.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+    value = float(value)
+    finite = math.isfinite(value)
+    if minimum is None and maximum is None:
+        if not finite:
+            raise ValueError(f"{name} must be finite; got {value}")
+        return value
+    low_ok = minimum is None or (value > minimum if exclusive_minimum else value >= minimum)
+    high_ok = maximum is None or value <= maximum
+    if not (finite and low_ok and high_ok):
+        if maximum is None:
+            bound = f"a finite number {'>' if exclusive_minimum else '>='} {minimum:g}"
+        elif minimum is None:
+            bound = f"a finite number <= {maximum:g}"
+        else:
+            bound = f"in {'(' if exclusive_minimum else '['}{minimum:g}, {maximum:g}]"
+        raise ValueError(f"{name} must be {bound}; got {value}")
+    return value
 
 
 def check_flag(value: Any, name: str) -> bool:
-    """A bool (no truthy stand-ins)."""
+    """A bool (no truthy stand-ins such as 0/1 or "yes")."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False; got {type(value).__name__}")
     return value
 
 
+def check_optional_flag(value: Any, name: str) -> bool | None:
+    """True, False or None (e.g. "decide later"); anything else is a TypeError."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None; got {value!r}")
+    return value
+
+
 def check_size(size: Any, name: str = "size") -> tuple[int, int]:
-    """An image size: a positive int (square) or a ``(height, width)`` pair of positive ints."""
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if isinstance(h, bool) or not all(isinstance(v, int) and v > 0 for v in (h, w)):
+    """An image size: a positive int (square) or a ``(height, width)`` pair of positive ints.
+
+    Not an int or a pair of ints: TypeError; a side < 1: ValueError.
+    """
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        pair: tuple[Any, ...] = (size, size)
+    elif isinstance(size, Sequence) and not isinstance(size, (str, bytes)):
+        pair = tuple(size)
+    else:
+        raise TypeError(f"{name} must be a positive int or a (height, width) pair; got {type(size).__name__}")
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be a positive int or a (height, width) pair; got {len(pair)} values")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair):
+        raise TypeError(f"{name} must be a positive int or a (height, width) pair of ints; got {size!r}")
+    if any(v < 1 for v in pair):
         raise ValueError(f"{name} must be a positive int or a (height, width) pair; got {size!r}")
-    return h, w
+    return int(pair[0]), int(pair[1])
 
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     """A finite real number > 0 (or >= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    value = float(value)
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or value != value or value == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}; got {value}")
-    return value
+    return check_float(value, name, minimum=0.0, exclusive_minimum=not allow_zero)
 
 
 def check_real(value: Any, name: str) -> float:
     """A finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    value = float(value)
-    if value != value or abs(value) == float("inf"):
-        raise ValueError(f"{name} must be finite; got {value}")
-    return value
+    return check_float(value, name)
 
 
 def check_fraction(value: Any, name: str) -> float:
     """A number in [0, 1]."""
-    value = check_real(value, name)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]; got {value}")
-    return value
+    return check_float(value, name, minimum=0.0, maximum=1.0)
 
 
 def check_embeddings(embeddings: Any, name: str = "embeddings", *, min_samples: int = 2) -> Tensor:

@@ -294,6 +294,33 @@ def _literal_type(source: str) -> type:
     return object if value is None else type(value)
 
 
+def _declared_if_readable(nb_path: Path) -> dict[str, type]:
+    """:func:`declared_parameters`, or nothing for a notebook that cannot be read (it fails when it runs)."""
+    try:
+        return declared_parameters(nb_path)
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def check_common(param_set: ParamSet, notebooks: Sequence[Path]) -> None:
+    """Every name in the ``common`` section must be declared by at least one of ``notebooks`` (all the book's
+    chapters, not only those selected): ``common`` applies each name where it is declared, so a misspelt one
+    would otherwise apply nowhere, silently. ``out_dir`` is the runner's. Raises :class:`BookConfigError`."""
+    if not param_set.common:
+        return
+    where = f"{param_set.source}: common" if param_set.source else "common"
+    for name in param_set.common:
+        if name in RUNNER_SET:
+            raise BookConfigError(f"{where}: {name!r} is set by the runner (--out); remove it from the params file")
+    declared = sorted({name for nb in notebooks for name in _declared_if_readable(nb)} - RUNNER_SET)
+    unknown = [name for name in param_set.common if name not in declared]
+    if unknown:
+        raise BookConfigError(
+            f"{where}: unknown parameter {unknown[0]!r}: no notebook declares it"
+            f"{_unknown_hint(unknown[0], declared)}"
+        )
+
+
 def resolve_parameters(nb_path: Path, param_set: ParamSet, out_dir: Path) -> dict[str, Any]:
     """The overrides for one notebook: ``common`` (declared names only), its own section, and ``out_dir``.
 
@@ -369,20 +396,46 @@ class Result:
     note: str = ""
 
 
-def current_python_kernel_manager() -> type:
+def ipc_kernel_manager(socket_dir: str | os.PathLike[str] | None = None) -> type:
+    """A jupyter_client kernel manager class that talks to its kernel over local (IPC) sockets, not TCP.
+
+    ipykernel warns "Kernel is running over TCP without encryption" at every start over TCP; over IPC nothing
+    leaves the machine, so there is nothing to warn about. The socket files go to ``socket_dir`` (default: the
+    temporary folder) under a short name, as a Unix socket path must stay under about 100 characters. On
+    Windows, which has no IPC transport, the kernel stays on TCP.
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    folder = str(socket_dir) if socket_dir is not None else tempfile.gettempdir()
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            if sys.platform != "win32":
+                kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+            if self.transport == "ipc" and "ip" not in kwargs:
+                self.ip = os.path.join(folder, f"kernel-{uuid.uuid4().hex[:8]}")
+
+    return IPCKernelManager
+
+
+def current_python_kernel_manager(socket_dir: str | os.PathLike[str] | None = None) -> type:
     """A jupyter_client kernel manager class that starts ``sys.executable -m ipykernel_launcher``.
 
     No kernelspec lookup is involved, so a ``python3`` kernelspec from another environment cannot shadow this
     interpreter. The kernel also gets this checkout's package on ``PYTHONPATH``, so the notebooks import the
-    same ``dmlbook`` as the runner.
+    same ``dmlbook`` as the runner. It connects over IPC, with its sockets in ``socket_dir``
+    (:func:`ipc_kernel_manager`).
     """
     from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.manager import AsyncKernelManager
 
     package_root = str(Path(__file__).resolve().parents[1])
     pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
 
-    class CurrentPythonKernelManager(AsyncKernelManager):
+    class CurrentPythonKernelManager(ipc_kernel_manager(socket_dir)):
         @property
         def kernel_spec(self) -> KernelSpec:
             if self._kernel_spec is None:
@@ -426,31 +479,33 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
 
 def execute_notebook(nb_path: Path, folder: Path, params: dict[str, Any], *, kernel: str | None) -> Result:
     """Run one notebook into ``folder`` (executed copy, HTML, metrics.json) and report what happened."""
+    import tempfile
+
     import papermill
 
     folder.mkdir(parents=True, exist_ok=True)
     executed = folder / nb_path.name
     for stale in (executed, executed.with_suffix(".html"), folder / "metrics.json"):
         stale.unlink(missing_ok=True)
-    engine: dict[str, Any] = {}
-    if kernel is None:
-        engine = {"kernel_manager_class": current_python_kernel_manager()}
     start = time.perf_counter()
     result = Result(stem=nb_path.stem, status="ok")
-    try:
-        papermill.execute_notebook(
-            str(nb_path),
-            str(executed),
-            parameters=params,
-            cwd=str(nb_path.parent),
-            kernel_name=kernel,
-            progress_bar=False,
-            log_output=False,
-            **engine,
-        )
-        result.metrics = _read_metrics(folder)
-    except Exception as exc:  # noqa: BLE001  (a failing notebook must not stop the book)
-        result.status, result.note = "failed", _execution_error(exc)
+    # the kernel's IPC sockets live in a folder of their own, removed afterwards even if a shutdown goes wrong
+    with tempfile.TemporaryDirectory(prefix="dmlbook-kernel-") as sockets:
+        manager = current_python_kernel_manager(sockets) if kernel is None else ipc_kernel_manager(sockets)
+        try:
+            papermill.execute_notebook(
+                str(nb_path),
+                str(executed),
+                parameters=params,
+                cwd=str(nb_path.parent),
+                kernel_name=kernel,
+                progress_bar=False,
+                log_output=False,
+                kernel_manager_class=manager,
+            )
+            result.metrics = _read_metrics(folder)
+        except Exception as exc:  # noqa: BLE001  (a failing notebook must not stop the book)
+            result.status, result.note = "failed", _execution_error(exc)
     result.seconds = time.perf_counter() - start
     if executed.exists():
         try:
@@ -619,9 +674,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dmlbook book ...``; returns the exit status."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     notebooks_dir, out = args.notebooks_dir.resolve(), args.out.resolve()
+    if not notebooks_dir.is_dir():
+        what = "is not a folder" if notebooks_dir.exists() else "does not exist"
+        print(f"error: --notebooks-dir {args.notebooks_dir} {what} (resolved: {notebooks_dir})", file=sys.stderr)
+        return 2
     absolute_data_home()
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
+        given = [flag for flag, used in (("--only", bool(args.only)), ("--params", args.params != DEFAULT_SET)) if used]
+        if given:  # the demo could honour neither
+            print(f"error: no {NOTEBOOK_GLOB} in {notebooks_dir}, so {' and '.join(given)} cannot apply",
+                  file=sys.stderr)
+            return 2
         return _run_demo(notebooks_dir)
     try:
         import papermill  # noqa: F401  (fail early, with the fix, when the book extra is not installed)
@@ -633,6 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         param_set = load_param_set(args.params, notebooks_dir, [nb.stem for nb in notebooks])
+        check_common(param_set, notebooks)
         selected = select_notebooks(notebooks, args.only)
     except BookConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -423,3 +423,178 @@ def pair_batch(n_classes=4, dim=5, *, dtype=torch.float64, seed=0, shuffle=True)
         perm = torch.randperm(2 * n_classes, generator=g)
         y = y[perm]
     return x, y
+
+
+# ---- triplet loss averaged over every mined triplet (PML's MeanReducer) ------------------------------------
+
+
+def triplet_mean(x, y, margin=0.05, mining="all"):
+    """``1/T Σ_{(a,p,n) mined} [d_ap − d_an + m]₊`` over every mined triplet, zero-loss ones included: all
+    triplets, one (hardest positive, hardest negative) per anchor, or the semi-hard ``d_ap < d_an ≤ d_ap + m``."""
+    u, lab = _unit(x), y.tolist()
+    n = len(lab)
+    chosen = []
+    for a in range(n):
+        ps = [p for p in range(n) if p != a and lab[p] == lab[a]]
+        ns = [q for q in range(n) if lab[q] != lab[a]]
+        if mining == "batch_hard" and ps and ns:
+            p = max(ps, key=lambda p: _dist(u, a, p).item())
+            q = min(ns, key=lambda q: _dist(u, a, q).item())
+            chosen.append((a, p, q))
+        elif mining != "batch_hard":
+            chosen += [(a, p, q) for p in ps for q in ns]
+    terms = []
+    for a, p, q in chosen:
+        d_ap, d_an = _dist(u, a, p), _dist(u, a, q)
+        if mining == "semi_hard" and not (d_ap.item() < d_an.item() <= d_ap.item() + margin):
+            continue
+        terms.append(torch.relu(d_ap - d_an + margin))
+    return sum(terms) / len(terms) if terms else torch.zeros((), dtype=torch.float64)
+
+
+# ---- Proxy and classification losses (issue 16): references with the class vectors W (P, D) -----------------
+
+
+def _cos(x, w):
+    """Cosine grid as nested lists of 0-dim tensors, c[i][p] = x̂_i · ŵ_p."""
+    u, v = _unit(x), _unit(w)
+    return [[u[i] @ v[p] for p in range(len(v))] for i in range(len(u))]
+
+
+def _log1p_sum_exp(terms):
+    return torch.log(1 + sum(torch.exp(t) for t in terms)) if terms else torch.zeros((), dtype=torch.float64)
+
+
+def _ce(logits, target):
+    """−log softmax(logits)[target] for a list of 0-dim logits."""
+    return torch.logsumexp(torch.stack(logits), 0) - logits[target]
+
+
+def proxy_anchor(x, y, w, margin=0.1, alpha=32.0):
+    """Kim et al. (CVPR 2020): proxies of the classes in the batch pull their samples, every proxy pushes the rest."""
+    c, lab = _cos(x, w), y.tolist()
+    n, n_cls = len(lab), len(w)
+    present = sorted(set(lab))
+    pos = sum(_log1p_sum_exp([-alpha * (c[i][p] - margin) for i in range(n) if lab[i] == p]) for p in present)
+    neg = sum(_log1p_sum_exp([alpha * (c[i][p] + margin) for i in range(n) if lab[i] != p]) for p in range(n_cls))
+    return pos / len(present) + neg / n_cls
+
+
+def proxy_nca(x, y, w, softmax_scale=1.0):
+    """PML's ProxyNCA: softmax over −t ||x̂ − ŵ_c||², the own proxy included in the denominator."""
+    u, v, lab = _unit(x), _unit(w), y.tolist()
+    terms = [_ce([-softmax_scale * ((u[i] - v[p]) ** 2).sum() for p in range(len(v))], lab[i]) for i in range(len(u))]
+    return sum(terms) / len(terms)
+
+
+def normalized_softmax(x, y, w, temperature=0.05):
+    c, lab = _cos(x, w), y.tolist()
+    terms = [_ce([s / temperature for s in row], lab[i]) for i, row in enumerate(c)]
+    return sum(terms) / len(terms)
+
+
+def arcface(x, y, w, margin=0.5, scale=64.0):
+    """Deng et al. (CVPR 2019) in PML's form: cos(θ + m) on the own class, cos θ − m sin m beyond θ = π − m."""
+    c, lab = _cos(x, w), y.tolist()
+    terms = []
+    for i, row in enumerate(c):
+        theta = torch.acos(row[lab[i]])
+        own = torch.cos(theta + margin) if theta.item() <= math.pi - margin else torch.cos(theta) - margin * math.sin(margin)
+        terms.append(_ce([scale * (own if p == lab[i] else s) for p, s in enumerate(row)], lab[i]))
+    return sum(terms) / len(terms)
+
+
+def cosface(x, y, w, margin=0.35, scale=64.0):
+    c, lab = _cos(x, w), y.tolist()
+    terms = [_ce([scale * (s - margin * (p == lab[i])) for p, s in enumerate(row)], lab[i]) for i, row in enumerate(c)]
+    return sum(terms) / len(terms)
+
+
+def soft_triple(x, y, w, centers_per_class=10, la=20.0, gamma=0.1, margin=0.01):
+    """Qian et al. (ICCV 2019) without the centre regulariser (PML's form); row c·K + k of w is centre k of class c."""
+    c, lab, k = _cos(x, w), y.tolist(), centers_per_class
+    terms = []
+    for i, row in enumerate(c):
+        logits = []
+        for cls in range(len(w) // k):
+            sims = row[cls * k:(cls + 1) * k]
+            q = torch.softmax(torch.stack(sims) / gamma, 0)
+            big_s = sum(q[j] * sims[j] for j in range(k))
+            logits.append(la * (big_s - margin * (cls == lab[i])))
+        terms.append(_ce(logits, lab[i]))
+    return sum(terms) / len(terms)
+
+
+def supcon(x, y, temperature=0.1):
+    """Khosla et al. (NeurIPS 2020), L_out, averaged over the anchors with a non-zero term (PML's reducer)."""
+    u, lab = _unit(x), y.tolist()
+    n = len(lab)
+    if not any(lab[i] == lab[j] for i in range(n) for j in range(n) if i != j) or len(set(lab)) < 2:
+        return torch.zeros((), dtype=torch.float64)
+    terms = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        den = torch.logsumexp(torch.stack([u[i] @ u[j] / temperature for j in others]), 0)
+        ps = [p for p in others if lab[p] == lab[i]]
+        if ps:
+            terms.append(-sum(u[i] @ u[p] / temperature - den for p in ps) / len(ps))
+    active = [t for t in terms if t.item() > 0]
+    return sum(active) / len(active) if active else torch.zeros((), dtype=torch.float64)
+
+
+def value_and_grads(fn, x, y, w):
+    """Value of ``fn(x, y, w)`` and its gradients with respect to x and w."""
+    x = x.detach().clone().requires_grad_(True)
+    w = w.detach().clone().requires_grad_(True)
+    out = fn(x, y, w)
+    gx, gw = torch.autograd.grad(out, (x, w))
+    return out.detach(), gx, gw
+
+
+def proxy_fn(loss):
+    """``loss`` as a function of (x, y, w): the proxies replaced by ``w`` for the call."""
+
+    def fn(x, y, w):
+        return torch.func.functional_call(loss, {"proxies": w}, (x, y))
+
+    return fn
+
+
+def assert_close_value_grads(ours, reference, x, y, w, *, rtol=1e-9):
+    """Value and the gradients w.r.t. the embeddings and the class vectors agree to ``rtol`` (relative)."""
+    v1, gx1, gw1 = value_and_grads(ours, x, y, w)
+    v2, gx2, gw2 = value_and_grads(reference, x, y, w)
+    assert math.isclose(v1.item(), v2.item(), rel_tol=rtol, abs_tol=rtol), (v1.item(), v2.item())
+    for name, a, b in (("embeddings", gx1, gx2), ("weights", gw1, gw2)):
+        scale = max(b.abs().max().item(), 1e-12)
+        assert (a - b).abs().max().item() <= rtol * scale + 1e-15, f"gradients w.r.t. the {name} differ"
+
+
+def pml_proxy_parity(ours, pml_loss, attr, *, transposed, dtype, device="cpu", seeds=(0, 1, 2), n=96, dim=32):
+    """Relative differences (value, grad embeddings, grad weights) of ``ours`` and PML's loss given the same weights.
+
+    PML's weights ``pml_loss.<attr>`` are ``ours.proxies`` (transposed for ``W`` and ``fc``). Labels are drawn at
+    random among ``ours.num_classes`` (classes of different sizes, some absent). Returns the worst of each.
+    """
+    ours = ours.to(dtype=dtype, device=device)
+    pml_loss = pml_loss.to(dtype=dtype, device=device)
+    worst = [0.0, 0.0, 0.0]
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            ours.proxies.copy_(torch.randn(ours.proxies.shape, generator=g, dtype=torch.float64).to(dtype))
+            w_pml = getattr(pml_loss, attr)
+            w_pml.copy_(ours.proxies.T if transposed else ours.proxies)
+        x = torch.randn(n, dim, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
+        y = torch.randint(0, ours.num_classes, (n,), generator=g).to(device)
+        results = []
+        for fn, w in ((ours, ours.proxies), (pml_loss, w_pml)):
+            xx = x.clone().requires_grad_(True)
+            out = fn(xx, y)
+            gx, gw = torch.autograd.grad(out, (xx, w))
+            results.append((out.detach(), gx, gw.T if (transposed and fn is pml_loss) else gw))
+        (v1, gx1, gw1), (v2, gx2, gw2) = results
+        worst[0] = max(worst[0], abs(v1.item() - v2.item()) / max(abs(v2.item()), 1e-3))
+        worst[1] = max(worst[1], ((gx1 - gx2).norm() / gx2.norm().clamp(min=1e-30)).item())
+        worst[2] = max(worst[2], ((gw1 - gw2).norm() / gw2.norm().clamp(min=1e-30)).item())
+    return tuple(worst)

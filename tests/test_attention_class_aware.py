@@ -10,7 +10,9 @@ def test_kinds():
     y = torch.tensor([0, 0, 0])
     p = F.softmax(logits, 1)[:, 0]
     assert torch.allclose(class_aware_attention(logits, y, "prob"), p)
-    assert torch.allclose(class_aware_attention(logits, y, "gaussian"), torch.exp(-((1 - p) ** 2) / (2 * 0.68**2)))
+    assert torch.allclose(
+        class_aware_attention(logits, y, "gaussian"), torch.exp(-((1 - p) ** 2) / (2 * 0.68**2))
+    )
     assert torch.equal(class_aware_attention(logits, y, "none"), torch.ones(3))
     assert torch.equal(pair_attention(torch.tensor([0.2, 0.9])), torch.tensor([[0.2, 0.2], [0.2, 0.9]]))
 
@@ -23,6 +25,21 @@ def test_errors():
         class_aware_attention(None, y, "prob")
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
         class_aware_attention(torch.zeros(2, 2), torch.tensor([0, 2]))
+
+
+@pytest.mark.parametrize(
+    "args,err,match",
+    [
+        ((4.0, 3), TypeError, "embedding_dim must be an int"),
+        ((0, 3), ValueError, "embedding_dim must be >= 1"),
+        ((4, True), TypeError, "num_classes must be an int"),
+        ((4, 1), ValueError, "num_classes must be >= 2"),
+    ],
+)
+def test_module_arguments(args, err, match):
+    """Wrong type: TypeError; wrong value: ValueError (dmlbook._checks)."""
+    with pytest.raises(err, match=match):
+        ClassAwareAttention(*args)
 
 
 def test_module_learns_to_attend_less_to_a_mislabelled_sample():

@@ -1,4 +1,5 @@
 """Per-image spatial attention maps and the in-mask measures (mass share, pointing game)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,8 +44,9 @@ def test_maps_shape_sum_and_block_selection(net, one_thread):
     # the raw gate lies in (0, 1); "mean" averages the resized gates before normalising
     none = spatial_attention_maps(net, x, normalize="none", size=(20, 24))
     assert none.shape == (5, 20, 24) and none.min() > 0 and none.max() < 1
-    mean = torch.stack([F.interpolate(m, size=(20, 24), mode="bilinear", align_corners=False)[:, 0]
-                        for m in raw]).mean(0)
+    mean = torch.stack(
+        [F.interpolate(m, size=(20, 24), mode="bilinear", align_corners=False)[:, 0] for m in raw]
+    ).mean(0)
     torch.testing.assert_close(none, mean)
     # batching does not change the result
     torch.testing.assert_close(spatial_attention_maps(net, x, batch_size=2), spatial_attention_maps(net, x))
@@ -120,6 +122,25 @@ def test_errors(net):
         mass_in_mask(maps - 1, torch.ones(2, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="tolerance must be"):
         pointing_hits(maps, torch.ones(2, 4, 4, dtype=torch.bool), tolerance=-1)
+    # the unified rule of dmlbook._checks: wrong type -> TypeError, wrong value -> ValueError
+    with pytest.raises(TypeError, match="tolerance must be an int"):
+        pointing_hits(maps, torch.ones(2, 4, 4, dtype=torch.bool), tolerance=1.0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        spatial_attention_maps(net, x, batch_size=2.0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        spatial_attention_maps(net, x, batch_size=0)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        spatial_attention_maps(net, x.to(torch.uint8))
+    with pytest.raises(TypeError, match="size must be"):
+        spatial_attention_maps(net, x, size=8.5)
+    with pytest.raises(TypeError, match="maps must be a floating-point tensor"):
+        mass_in_mask(maps.tolist(), torch.ones(2, 4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"masks must be a tensor of shape \(N, H, W\)"):
+        mask_fraction(torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="masks must be a tensor"):
+        mask_fraction([[True]])
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        uniform_maps(-1, 4)
     # a block without a spatial gate is not recorded
     channel_only = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), MixedAttention(4, spatial=False))
     with pytest.raises(ValueError, match="no MixedAttention block with a spatial gate"):

@@ -10,7 +10,6 @@ from torch import nn
 from dmlbook.attention import MixedAttention, record_attention
 from dmlbook.attention.mixed import channel_descriptors, spatial_descriptors
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

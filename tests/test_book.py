@@ -221,6 +221,39 @@ def test_no_chapters_runs_demo(capsys, tmp_path, monkeypatch):
     assert calls == [[]] and "no chapters yet" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("args", [[], ["--only", "01"], ["--params", "ci"]])
+def test_missing_notebooks_dir_is_an_error(capsys, tmp_path, monkeypatch, args):
+    calls = []
+    fake = types.ModuleType("dmlbook.demo")
+    fake.main = lambda argv: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "dmlbook.demo", fake)
+    missing = tmp_path / "no_such_folder"
+    assert book.main(["--notebooks-dir", str(missing), "--out", str(tmp_path / "o"), *args]) == 2
+    assert f"error: --notebooks-dir {missing} does not exist" in capsys.readouterr().err
+    assert calls == [] and not (tmp_path / "o").exists()  # no demo, nothing written
+
+
+@pytest.mark.parametrize(("args", "flags"), [(["--only", "01"], "--only"), (["--params", "ci"], "--params")])
+def test_no_chapters_with_a_selection_is_an_error(capsys, tmp_path, monkeypatch, args, flags):
+    monkeypatch.setitem(sys.modules, "dmlbook.demo", None)
+    assert book.main(["--notebooks-dir", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
+    assert f"so {flags} cannot apply" in capsys.readouterr().err
+
+
+def test_misspelt_common_name_stops_the_book(capsys, tmp_path):
+    ps = book.load_param_set("common_typo", FIXTURES, [p.stem for p in book.find_notebooks(FIXTURES)])
+    with pytest.raises(book.BookConfigError, match=r"common: unknown parameter 'nn': no notebook declares it "
+                                                   r"\(did you mean 'n'\?\); declared parameters: label, n, scale"):
+        book.check_common(ps, book.find_notebooks(FIXTURES))
+    code, _, err = run_book(capsys, "--params", "common_typo", "--out", str(tmp_path))
+    assert code == 2 and "unknown parameter 'nn'" in err
+    assert not any(tmp_path.iterdir())  # refused before any notebook ran
+    # a name that some notebook declares is fine, even when the selected one does not declare it
+    book.check_common(book.ParamSet("x", None, common={"n": 1}), [FIXTURES / "02_fails.ipynb", FIXTURES / "01_metrics.ipynb"])
+    with pytest.raises(book.BookConfigError, match="'out_dir' is set by the runner"):
+        book.check_common(book.ParamSet("x", None, common={"out_dir": "/tmp"}), book.find_notebooks(FIXTURES))
+
+
 def test_no_chapters_and_no_demo_fails_clearly(capsys, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dmlbook.demo", None)  # makes the import fail
     assert book.main(["--notebooks-dir", str(tmp_path)]) == 1
@@ -232,6 +265,7 @@ def test_repo_param_sets_are_valid(set_name):
     stems = [p.stem for p in book.find_notebooks(book.NOTEBOOKS_DIR)]
     ps = book.load_param_set(set_name, book.NOTEBOOKS_DIR, stems)
     assert ps.source == book.NOTEBOOKS_DIR / "params" / f"{set_name}.yaml"
+    book.check_common(ps, book.find_notebooks(book.NOTEBOOKS_DIR))  # every common name is declared somewhere
     for nb in book.find_notebooks(book.NOTEBOOKS_DIR):  # vacuous until chapters exist
         book.resolve_parameters(nb, ps, Path("/tmp/out"))
 
@@ -256,6 +290,23 @@ def test_book_runs_notebook_into_its_folder(capsys, tmp_path, no_data):
     assert metrics["total"] == 8.0 and metrics["scale_type"] == "float"  # n=4 from common, scale=2 -> 2.0
     assert Path(metrics["python"]).resolve() == Path(sys.executable).resolve()  # this venv's interpreter
     assert "01_metrics  ok" in out and "total=8  label=tiny" in out
+
+
+@pytest.mark.notebook
+def test_console_shows_a_progress_line_and_a_result_per_chapter(capfd, tmp_path, no_data):
+    # the kernels talk over IPC: ipykernel's "running over TCP without encryption" warning must not appear
+    code = book.main(["--notebooks-dir", str(FIXTURES), "--params", "ci", "--only", "01", "02", "--out", str(tmp_path)])
+    out, err = capfd.readouterr()  # file descriptors: the kernel processes write to them directly
+    assert code == 1, out + err
+    assert "Kernel is running over TCP without encryption" not in out + err
+    per_chapter = out.split("\n\nnotebook")[0].splitlines()
+    assert per_chapter == [
+        f"[1/2] 01_metrics (ci) -> {tmp_path / '01_metrics'}",
+        per_chapter[1],
+        f"[2/2] 02_fails (ci) -> {tmp_path / '02_fails'}",
+        per_chapter[3],
+    ]
+    assert per_chapter[1].startswith("    ok in ") and per_chapter[3].startswith("    failed in ")
 
 
 @pytest.mark.notebook

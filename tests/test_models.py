@@ -343,3 +343,42 @@ def test_backbone_assembly_with_stand_in_torchvision(monkeypatch: pytest.MonkeyP
         + (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) - 0.5) / 0.5
     )
     torch.testing.assert_close(ones * g.input_scale + g.input_shift, expected)
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,match",
+    [
+        ("small_cnn", {"pretrained": True}, (r"model 'small_cnn' does not take 'pretrained'; it accepts: "
+                                             r"attention, attention_reduction, attention_stages, embedding_dim, "
+                                             r"image_size, normalize, num_stages, width$")),
+        ("mlp", {"in_dim": 4, "foo": 1, "bar": 2}, (r"model 'mlp' does not take 'bar', 'foo'; it accepts: "
+                                                    r"batchnorm, dropout, embedding_dim, hidden_dims, normalize$")),
+        ("resnet50", {"foo": 1}, (r"model 'resnet50' does not take 'foo'; it accepts: attention_reduction, "
+                                  r"attention_stages, embedding_dim, normalize, pretrained$")),
+    ],
+)
+def test_an_argument_a_model_does_not_take_lists_those_it_does(name: str, kwargs: dict, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        build_model(name, **kwargs)
+
+
+def test_model_arguments_come_from_the_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlbook.models.registry import model_arguments
+
+    assert model_arguments("linear") == ["batchnorm", "dropout", "embedding_dim", "hidden_dims", "normalize"]
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    class Tiny(nn.Linear):
+        def __init__(self, in_dim: int, *, width: int = 2) -> None:
+            super().__init__(in_dim, width)
+
+    register_model("tiny", lambda *, in_dim, **kw: Tiny(in_dim, **kw), input="features", accepts=Tiny)
+    assert model_arguments("tiny") == ["width"]
+    assert build_model("tiny", in_dim=3, width=5).out_features == 5
+    with pytest.raises(TypeError, match="model 'tiny' does not take 'depth'; it accepts: width$"):
+        build_model("tiny", in_dim=3, depth=2)
+    # without accepts= the names are unknown: the constructor's own error, prefixed with the model's name
+    register_model("vague", lambda *, in_dim, **kw: Tiny(in_dim, **kw), input="features")
+    assert model_arguments("vague") is None
+    with pytest.raises(TypeError, match="model 'vague': .*unexpected keyword argument 'depth'"):
+        build_model("vague", in_dim=3, depth=2)

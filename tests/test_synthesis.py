@@ -191,7 +191,10 @@ CASES = {
         lambda x, y: ref.symm_triplet(x, y, 0.5, "semi_hard"),
     ),
     "lifted": (lambda: LiftedStructureLoss(), ref.symm_lifted),
-    "lifted_margins": (lambda: LiftedStructureLoss(0.5, 0.2), lambda x, y: ref.symm_lifted(x, y, 0.5, 0.2)),
+    "lifted_margins": (
+        lambda: LiftedStructureLoss(neg_margin=0.5, pos_margin=0.2),
+        lambda x, y: ref.symm_lifted(x, y, 0.5, 0.2),
+    ),
     "npairs": (lambda: NPairsLoss(), ref.symm_npairs),
     "angular": (lambda: AngularLoss(), ref.symm_angular),
     "angular_35": (lambda: AngularLoss(alpha=35.0), lambda x, y: ref.symm_angular(x, y, 35.0)),

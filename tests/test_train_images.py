@@ -1,4 +1,5 @@
 """End-to-end training on images: transforms that follow the weights, slower backbone, one real step."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,9 @@ def test_cars196_end_to_end_recipe_is_the_default_and_stays_with_its_model():
     assert (recipe.embedding_dim, recipe.batch_p, recipe.batch_k) == (512, 16, 4)
     assert (recipe.head_warmup_epochs, recipe.head_warmup_lr, recipe.crop_scale_min) == (20, 1e-4, 0.5)
     assert recipe.loss_args == {"lam": 0.9, "detach_classifier": True}
-    mine = TrainConfig(dataset="cars196", head_warmup_epochs=0, crop_scale_min=0.2,
-                       model_args={"frozen_stages": 2}).resolved()
+    mine = TrainConfig(
+        dataset="cars196", head_warmup_epochs=0, crop_scale_min=0.2, model_args={"frozen_stages": 2}
+    ).resolved()
     assert (mine.head_warmup_epochs, mine.crop_scale_min, mine.model_args) == (0, 0.2, {"frozen_stages": 2})
     other = TrainConfig(dataset="cars196", model="small_cnn").resolved()  # the backbone recipe does not apply
     assert (other.model_args, other.head_warmup_epochs) == ({}, 0)
@@ -67,10 +69,25 @@ def test_cars196_end_to_end_recipe_is_the_default_and_stays_with_its_model():
 
 
 def test_mobilenet_trains_end_to_end_on_a_folder(scenes, tmp_path):
-    result = train(TrainConfig(dataset="folder", data_root=str(scenes), loss="osm_caa", model="mobilenet_v2",
-                               pretrained="none", image_size=32, epochs=1, batches_per_epoch=1, batch_p=2,
-                               batch_k=2, val_fraction=0.0, num_workers=0, embedding_dim=8, progress=False,
-                               out=str(tmp_path / "out")))
+    result = train(
+        TrainConfig(
+            dataset="folder",
+            data_root=str(scenes),
+            loss="osm_caa",
+            model="mobilenet_v2",
+            pretrained="none",
+            image_size=32,
+            epochs=1,
+            batches_per_epoch=1,
+            batch_p=2,
+            batch_k=2,
+            val_fraction=0.0,
+            num_workers=0,
+            embedding_dim=8,
+            progress=False,
+            out=str(tmp_path / "out"),
+        )
+    )
     assert 0 <= result.metrics["recall@1"] <= 1
     assert result.metrics["config"]["model"] == "mobilenet_v2"
 
@@ -126,8 +143,13 @@ def test_build_loss_for_puts_the_caa_classifier_on_pooled_features():
     from dmlbook.models import MobileNetV2
     from dmlbook.train import PooledFeatureCAA, build_loss_for
 
-    config = TrainConfig(dataset="folder", loss="osm_caa", model="mobilenet_v2", embedding_dim=8,
-                         loss_args={"detach_classifier": True}).resolved()
+    config = TrainConfig(
+        dataset="folder",
+        loss="osm_caa",
+        model="mobilenet_v2",
+        embedding_dim=8,
+        loss_args={"detach_classifier": True},
+    ).resolved()
     loss_fn = build_loss_for(config, 5, MobileNetV2(8))
     assert isinstance(loss_fn, PooledFeatureCAA) and loss_fn.detach_features
     assert loss_fn.classifier.in_features == 1280 and loss_fn.classifier.out_features == 5
@@ -164,10 +186,26 @@ def test_warmup_cache_and_frozen_stages_end_to_end(scenes10, tmp_path):
     torch.manual_seed(3)
     weights = MobileNetV2(weights_format="tf").imagenet_state_dict()  # a stand-in for the ImageNet file
     torch.save(weights, tmp_path / "weights.pt")
-    config = TrainConfig(dataset="folder", data_root=str(scenes10), loss="osm_caa", model="mobilenet_v2",
-                         pretrained=str(tmp_path / "weights.pt"), image_size=32, epochs=2, batches_per_epoch=2, batch_p=2, batch_k=2,
-                         val_fraction=0.4, num_workers=0, embedding_dim=8, progress=False, cache_images=True,
-                         head_warmup_epochs=3, model_args={"frozen_stages": 4}, out=str(tmp_path / "out"))
+    config = TrainConfig(
+        dataset="folder",
+        data_root=str(scenes10),
+        loss="osm_caa",
+        model="mobilenet_v2",
+        pretrained=str(tmp_path / "weights.pt"),
+        image_size=32,
+        epochs=2,
+        batches_per_epoch=2,
+        batch_p=2,
+        batch_k=2,
+        val_fraction=0.4,
+        num_workers=0,
+        embedding_dim=8,
+        progress=False,
+        cache_images=True,
+        head_warmup_epochs=3,
+        model_args={"frozen_stages": 4},
+        out=str(tmp_path / "out"),
+    )
     seen = []
     result = train(config, on_step=lambda info: seen.append(info.step))
     m = result.metrics
@@ -180,7 +218,9 @@ def test_warmup_cache_and_frozen_stages_end_to_end(scenes10, tmp_path):
     for name, value in weights.items():
         block = int(name.split(".")[1]) if name.startswith("features.") else None
         if block is not None and block < 7:
-            assert torch.equal(trained[name], value), name  # frozen stages (0-3: blocks 0-6) keep their weights
+            assert torch.equal(trained[name], value), (
+                name
+            )  # frozen stages (0-3: blocks 0-6) keep their weights
         elif block is not None and name.endswith("weight"):
             assert not torch.equal(trained[name], value), name  # the later stages were fine-tuned
     assert result.model.weights_format == "tf"

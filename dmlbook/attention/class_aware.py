@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_class_range, check_logits, check_positive
+from .._checks import check_choice, check_class_range, check_int, check_logits, check_positive
 
 ATTENTION_KINDS = ("prob", "gaussian", "none")
 
@@ -73,10 +73,8 @@ class ClassAwareAttention(nn.Module):
 
     def __init__(self, embedding_dim: int, num_classes: int, *, kind: str = "prob", sigma: float = 0.68) -> None:
         super().__init__()
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be a positive int; got {embedding_dim!r}")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}")
+        embedding_dim = check_int(embedding_dim, "embedding_dim", 1)
+        num_classes = check_int(num_classes, "num_classes", 2)
         self.kind = check_choice(kind, ATTENTION_KINDS, "attention")
         self.sigma = check_positive(sigma, "sigma")
         self.classifier = nn.Linear(embedding_dim, num_classes)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_positive, check_size
+from .._checks import check_choice, check_int, check_positive, check_size
 from .mixed import record_attention
 
 NORMALIZATIONS = ("sum", "shifted_sum", "none")
@@ -85,16 +85,13 @@ def spatial_attention_maps(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor of shape (N, C, H, W); got "
-                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    _check_tensor(x, "x", "(N, C, H, W)", floating=True)
     if isinstance(block, str):
         check_choice(block, ("mean",), "block")
     elif isinstance(block, bool) or not isinstance(block, int):
         raise TypeError(f"block must be an int (the block's position) or 'mean'; got {type(block).__name__}")
     check_choice(normalize, NORMALIZATIONS, "normalize")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size", 1)
     out_size = _size(size, (x.shape[2], x.shape[3]))
     was_training = model.training
     model.eval()
@@ -114,12 +111,21 @@ def spatial_attention_maps(
     return normalize_maps(torch.cat(chunks), normalize)  # (N, H_out, W_out)
 
 
+def _check_tensor(x: object, name: str, shape: str, *, floating: bool = False) -> Tensor:
+    """A tensor with ``shape``'s number of dimensions: not a (floating-point) tensor is a TypeError, another
+    number of dimensions a ValueError."""
+    kind = "floating-point tensor" if floating else "tensor"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a {kind} of shape {shape}; got {type(x).__name__}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a {kind} of shape {shape}; got dtype {x.dtype}")
+    if x.dim() != shape.count(",") + 1:
+        raise ValueError(f"{name} must be a {kind} of shape {shape}; got shape {tuple(x.shape)}")
+    return x
+
+
 def _check_maps(maps: object, name: str) -> Tensor:
-    if not isinstance(maps, Tensor) or maps.dim() != 3:
-        raise ValueError(f"{name} must be a tensor of shape (N, H, W); got "
-                         f"{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}")
-    if not maps.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor; got {maps.dtype}")
+    maps = _check_tensor(maps, name, "(N, H, W)", floating=True)
     if not bool(torch.isfinite(maps).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if bool((maps < 0).any()):
@@ -154,8 +160,7 @@ def mass_in_mask(maps: Tensor, masks: Tensor) -> Tensor:
 
 def mask_fraction(masks: Tensor) -> Tensor:
     """Area fraction of each mask, (N, H, W) -> (N,): the share a uniform map puts inside it."""
-    if not isinstance(masks, Tensor) or masks.dim() != 3:
-        raise ValueError("masks must be a tensor of shape (N, H, W)")
+    masks = _check_tensor(masks, "masks", "(N, H, W)")
     return masks.float().mean(dim=(1, 2))  # (N,)
 
 
@@ -167,8 +172,7 @@ def pointing_hits(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
     """
     maps = _check_maps(maps, "maps")
     masks = _check_masks(masks, maps)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError(f"tolerance must be an int >= 0 (pixels); got {tolerance!r}")
+    tolerance = check_int(tolerance, "tolerance", 0)  # pixels
     if tolerance:
         k = 2 * tolerance + 1
         masks = F.max_pool2d(masks[:, None].float(), k, stride=1, padding=tolerance)[:, 0] > 0  # (N, H, W) dilated
@@ -178,6 +182,7 @@ def pointing_hits(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
 
 def uniform_maps(n: int, size: int | Sequence[int], *, device: torch.device | str | None = None) -> Tensor:
     """``n`` uniform maps (each sums to 1): the baseline of :func:`mass_in_mask` (it scores the mask fraction)."""
+    n = check_int(n, "n", 0)
     h, w = _size(size, (1, 1))
     return torch.full((n, h, w), 1.0 / (h * w), device=device)  # (n, H, W)
 
@@ -186,6 +191,7 @@ def centre_maps(n: int, size: int | Sequence[int], *, sigma: float = 0.25,
                 device: torch.device | str | None = None) -> Tensor:
     """``n`` copies of an isotropic Gaussian centred in the image, standard deviation ``sigma`` times the shorter
     side, normalised to sum 1: the "lesion is in the middle" baseline."""
+    n = check_int(n, "n", 0)
     h, w = _size(size, (1, 1))
     sigma = check_positive(sigma, "sigma") * min(h, w)
     yy = torch.arange(h, dtype=torch.float32, device=device) + 0.5 - h / 2  # (H,)

@@ -28,23 +28,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_flag, check_int
 
 MAP_KINDS = ("spatial", "channel")
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; got {value}")
-    return value
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {type(value).__name__}")
-    return value
 
 
 def channel_descriptors(x: Tensor) -> Tensor:
@@ -85,14 +71,14 @@ class MixedAttention(nn.Module):
         spatial: bool = True,
     ) -> None:
         super().__init__()
-        self.channels = _positive_int(channels, "channels")
-        self.reduction = _positive_int(reduction, "reduction")
-        self.kernel_size = _positive_int(kernel_size, "kernel_size")
+        self.channels = check_int(channels, "channels", 1)
+        self.reduction = check_int(reduction, "reduction", 1)
+        self.kernel_size = check_int(kernel_size, "kernel_size", 1)
         if kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd so that the spatial map keeps H x W; got {kernel_size}"
             )
-        if not (_flag(channel, "channel") | _flag(spatial, "spatial")):
+        if not (check_flag(channel, "channel") | check_flag(spatial, "spatial")):
             raise ValueError("channel and spatial are both False: at least one gate must be on")
         hidden = max(1, channels // reduction)
         self.channel_mlp: nn.Module | None = None
@@ -168,7 +154,7 @@ def record_attention(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_choice(kind, MAP_KINDS, "kind")
-    _flag(detach, "detach")
+    check_flag(detach, "detach")
     blocks = [m for m in model.modules() if isinstance(m, MixedAttention)]
     gates = [b.spatial_gate if kind == "spatial" else b.channel_gate for b in blocks]
     gates = [g for g in gates if g is not None]

@@ -1,8 +1,10 @@
-"""``python -m dmlbook data {list,download,info}``.
+"""``python -m dmlbook data {list,download,verify,info}``.
 
 * ``list``: each registered dataset, the folders it is looked for in, and whether it is present.
 * ``download NAME [--root DIR] [--url URL] [--sha256 HEX] [--no-verify] [--force] [--quiet]``: fetch from the
   official source (or ``--url``, a mirror folder), verified and atomically put in place.
+* ``verify NAME [--root DIR]``: check each present file against its published digest (for a ``.gz`` file with
+  another faithful packaging, its decompressed content); exit status 1 if one is missing or damaged.
 * ``info NAME``: the dataset's metadata (source, licence, split, training defaults).
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import dataclasses
 import sys
 
-from .download import download
+from .download import download, verify_files
 from .errors import DatasetNotFoundError, DownloadError
 from .registry import candidate_dirs, dataset_info, dataset_status, list_datasets
 
@@ -28,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--no-verify", action="store_true", help="skip the checksum check (prints the SHA-256)")
     get.add_argument("--force", action="store_true", help="replace data that is already present")
     get.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    check = sub.add_parser("verify", help="check the files that are present against the published digests")
+    check.add_argument("name")
+    check.add_argument("--root", help="dataset folder (default: where 'list' finds it)")
     show = sub.add_parser("info", help="show a dataset's metadata")
     show.add_argument("name")
     return parser
@@ -50,6 +55,20 @@ def _list() -> int:
     return 0
 
 
+def _verify(name: str, root: str | None) -> int:
+    statuses = verify_files(name, root)
+    if not statuses:
+        print(f"{name}: no published file digests to check (archives are checked when downloaded)")
+        return 0
+    for s in statuses:
+        print(f"{'ok' if s.ok else 'DAMAGED':<8} {s.path}: {s.note}")
+    bad = sum(not s.ok for s in statuses)
+    if bad:
+        print(f"{bad} of {len(statuses)} files missing or damaged; replace them with: python -m dmlbook data "
+              f"download {name} --force" + (f" --root {root}" if root else ""), file=sys.stderr)
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 error, 2 usage)."""
     try:
@@ -59,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list()
+        if args.command == "verify":
+            return _verify(args.name, args.root)
         if args.command == "info":
             for key, value in dataclasses.asdict(dataset_info(args.name)).items():
                 print(f"{key:<14} {value}")

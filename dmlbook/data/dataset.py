@@ -24,6 +24,42 @@ from ._optional import require
 Transform = Callable[[Any], Any]
 
 
+class DamagedFileError(ValueError):
+    """A data file is present but cannot be read: truncated, corrupt, or not the published data.
+
+    ``path``: the (first) damaged file. The message names every damaged file found and what is wrong with it.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def check_image_files(paths: Sequence[str | Path], *, name: str = "", limit: int = 5) -> None:
+    """Open every image's header with PIL and run its ``verify()``: the format must be known and, where the format
+    stores checksums (PNG's per-chunk CRCs), the file must pass them. No pixel is decoded, so this is cheap:
+    0.05-0.15 ms per image on 2 CPU cores (under 0.1 s for UC Merced's 640 JPEGs, 0.5-1.1 s for 8,144 Cars196
+    JPEGs, disk cache warm). A JPEG cut short after a valid header only shows when it is decoded
+    (:class:`ImageDataset` then names it).
+
+    Raises :class:`DamagedFileError` naming up to ``limit`` damaged files (and how many there are).
+    """
+    image_mod = require("PIL.Image", "checking images")
+    bad: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            with image_mod.open(path) as im:
+                im.verify()
+        except Exception as err:  # noqa: BLE001  (PIL raises OSError, SyntaxError, struct.error, ...)
+            bad.append((str(path), f"{type(err).__name__}: {err}"))
+    if bad:
+        shown = "; ".join(f"{p} ({why})" for p, why in bad[:limit])
+        more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+        where = f"{name}: " if name else ""
+        raise DamagedFileError(f"{where}{len(bad)} of {len(paths)} image files cannot be read: {shown}{more}. "
+                               "Replace or remove them", path=Path(bad[0][0]))
+
+
 def _as_index(indices: Any, n: int) -> np.ndarray:
     idx = np.asarray(indices.cpu() if isinstance(indices, Tensor) else indices)
     if idx.dtype == bool:
@@ -171,10 +207,19 @@ class ImageDataset(DMLDataset):
             raise ValueError(f"paths has {len(paths)} entries but labels has {len(self.labels)}")
         self.paths = np.asarray([str(p) for p in paths], dtype=object)
 
+    def check_files(self) -> None:
+        """Check every image's header now (:func:`check_image_files`), so that a damaged file is named before
+        training starts instead of failing inside a data-loader worker."""
+        check_image_files(self.paths, name=self.name or type(self).__name__)
+
     def _load(self, i: int) -> Any:
         image_mod = require("PIL.Image", "decoding images")
-        with image_mod.open(self.paths[i]) as im:
-            return im.convert("RGB")
+        try:
+            with image_mod.open(self.paths[i]) as im:
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+            raise DamagedFileError(f"{self.paths[i]}: cannot decode the image ({type(err).__name__}: {err})",
+                                   path=Path(self.paths[i])) from err
 
     def _take(self, idx: np.ndarray) -> dict[str, Any]:
         return {"paths": self.paths[idx]}

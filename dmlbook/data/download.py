@@ -5,9 +5,15 @@ Every file is streamed to a temporary file next to its destination, checked agai
 unpacked into a temporary folder that is renamed into place once complete. A failed, truncated or mismatched
 transfer therefore leaves nothing behind. A file whose checksum is unknown is refused unless ``verify=False``
 (``--no-verify``), which prints the SHA-256 of what was received so it can be recorded.
+
+What is already present is verified too (:func:`verify_files`, ``python -m dmlbook data verify NAME``): a file
+counts as present only when its digest matches, or, for a ``.gz`` file with more than one faithful packaging (the
+same content compressed differently, e.g. Fashion-MNIST from Zalando's server and from Debian's
+``dataset-fashion-mnist``), when its decompressed content does. A damaged file is fetched again.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -18,15 +24,132 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._optional import require
+from .dataset import DamagedFileError
 from .errors import ChecksumMismatchError, DownloadError
 from .info import RemoteFile
-from .registry import _call, _entry, data_home
+from .registry import _call, _entry, data_home, find_root
+
+__all__ = ["CONTENT_SHA256", "DamagedFileError", "FileStatus", "download", "extract", "fetch", "file_status",
+           "gunzip_sha256", "verify_files"]
 
 _CHUNK = 1 << 20
+
+#: SHA-256 of the decompressed bytes of ``.gz`` files that exist in more than one faithful packaging, by dataset
+#: and file name. Fashion-MNIST's IDX files: the ``.gz`` bytes of Zalando's release and of Debian's
+#: ``dataset-fashion-mnist`` differ, their content does not (these are the digests of the raw IDX files, whose
+#: MD5s torchvision's MNIST-style loaders check).
+CONTENT_SHA256: dict[str, dict[str, str]] = {
+    "fashion_mnist": {
+        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """What :func:`verify_files` found for one official file: ``ok`` and a one-line ``note`` saying why."""
+
+    filename: str
+    path: Path
+    ok: bool
+    note: str
+
+
+def _digests(path: Path) -> tuple[str, str]:
+    """SHA-256 and MD5 of a file's bytes."""
+    h256, h5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h256.update(chunk)
+            h5.update(chunk)
+    return h256.hexdigest(), h5.hexdigest()
+
+
+def _gunzip(path: Path) -> tuple[str | None, str]:
+    """``(SHA-256 of the decompressed bytes, "")``, or ``(None, what is wrong)``. gzip checks the stored CRC-32
+    and length, so truncation and corruption are both caught."""
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except EOFError:
+        return None, f"truncated: its compressed stream ends early ({path.stat().st_size} bytes)"
+    except (gzip.BadGzipFile, zlib.error) as err:
+        return None, f"not a valid gzip file ({err})"
+    return h.hexdigest(), ""
+
+
+def gunzip_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a ``.gz`` file's decompressed bytes, streamed; a truncated or corrupt file raises
+    :class:`DamagedFileError` naming it (never a bare ``EOFError``)."""
+    digest, problem = _gunzip(Path(path))
+    if digest is None:
+        raise DamagedFileError(f"{path} is {problem}", path=Path(path))
+    return digest
+
+
+def file_status(path: str | os.PathLike, remote: RemoteFile, *,
+                content_sha256: str | None = None) -> FileStatus:
+    """Check one present file against its published digest (``remote.sha256``, else ``remote.md5``) and, for a
+    ``.gz`` file, against the digest of its decompressed content; the uncompressed form of a ``.gz`` file is
+    checked against ``content_sha256``."""
+    path = Path(path)
+    name = remote.filename
+    if not path.is_file():
+        plain = path.with_name(name.removesuffix(".gz"))
+        if name.endswith(".gz") and plain.is_file():  # loaders also read the uncompressed file
+            if content_sha256 is None:
+                return FileStatus(name, plain, True, "present uncompressed (no digest known to check it)")
+            got = _digests(plain)[0]
+            ok = got == content_sha256.lower()
+            return FileStatus(name, plain, ok, "uncompressed, content matches the published data" if ok else
+                              f"uncompressed, SHA-256 {got} is not the published data's ({content_sha256})")
+        return FileStatus(name, path, False, "missing")
+    expected = (remote.sha256 or remote.md5 or "").lower()
+    if expected:
+        sha, md5 = _digests(path)
+        if (sha if remote.sha256 else md5) == expected:
+            return FileStatus(name, path, True, f"matches the published {'SHA-256' if remote.sha256 else 'MD5'}")
+    if name.endswith(".gz"):
+        content, problem = _gunzip(path)
+        if content is None:
+            return FileStatus(name, path, False, problem)
+        if content_sha256 is not None:
+            ok = content == content_sha256.lower()
+            note = ("another packaging of the same content (decompressed SHA-256 matches)" if ok
+                    else f"decompressed SHA-256 {content} is not the published data's")
+            return FileStatus(name, path, ok, note)
+        if not expected:
+            return FileStatus(name, path, True, "decompresses cleanly (no digest known)")
+    if expected:
+        kind = "SHA-256" if remote.sha256 else "MD5"
+        return FileStatus(name, path, False, f"{kind} differs from the published one ({expected}); "
+                          f"{path.stat().st_size} bytes")
+    return FileStatus(name, path, True, "present (no digest known)")
+
+
+def _statuses(name: str, folder: Path, files: Sequence[RemoteFile]) -> list[FileStatus]:
+    content = CONTENT_SHA256.get(name, {})
+    return [file_status(folder / f.filename, f, content_sha256=content.get(f.filename)) for f in files
+            if not f.extract]
+
+
+def verify_files(name: str, root: str | os.PathLike | None = None) -> list[FileStatus]:
+    """Check the files of dataset ``name`` found in ``root`` (default: where it is found) against the published
+    digests; archives that were unpacked are not re-checked. Raises DatasetNotFoundError when it is absent."""
+    info = _entry(name).info
+    folder = find_root(info.name, root) if info.needs_folder else None
+    return [] if folder is None else _statuses(info.name, folder, info.files)
 
 
 def _say(message: str, quiet: bool) -> None:
@@ -176,16 +299,28 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
                             "unverified data. Re-run with --no-verify (verify=False) to accept it; the SHA-256 of "
                             "what was received is printed so you can record it.")
     target = Path(root).expanduser() if root is not None else data_home() / info.folders[0]
+    damaged: dict[str, str] = {}
     if not force and target.exists() and _call(entry.check, target) is None:
-        _say(f"{info.name}: already present in {target}", quiet)
-        return target
+        statuses = _statuses(info.name, target, files) if verify else []
+        damaged = {s.filename: f"{s.path} is damaged: {s.note}" for s in statuses if not s.ok}
+        if not damaged:
+            checked = f" ({len(statuses)} files verified)" if statuses else ""
+            _say(f"{info.name}: already present in {target}{checked}", quiet)
+            return target
+        for message in damaged.values():
+            _say(f"{info.name}: {message}; fetching it again", quiet)
     for f in files:
+        if not f.extract and (target / f.filename).is_file() and not force and f.filename not in damaged:
+            continue
         _say(f"{info.name}: {f.url} -> {target}", quiet)
         if not f.extract:
-            if (target / f.filename).is_file() and not force:
-                continue
-            got = fetch(f.url, target / f.filename, sha256=f.sha256, md5=f.md5, verify=verify, progress=progress,
-                        timeout=timeout)
+            try:
+                got = fetch(f.url, target / f.filename, sha256=f.sha256, md5=f.md5, verify=verify,
+                            progress=progress, timeout=timeout)
+            except DownloadError as err:
+                if f.filename not in damaged:
+                    raise
+                raise type(err)(f"{damaged[f.filename]}, and fetching a fresh copy failed: {err}") from err
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f".{f.filename}.", suffix=".download", dir=target.parent))

@@ -5,7 +5,9 @@ The registered default is UC Merced Land Use (Yang & Newsam, "Bag-of-Visual-Word
 Land-Use Classification", ACM SIGSPATIAL GIS 2010), found as ``$DMLBOOK_DATA/ucmerced16`` (a 16-class subset,
 ``images/<class>/*.jpg``) or ``$DMLBOOK_DATA/UCMerced_LandUse`` (the official zip: ``Images/<class>/*.tif``).
 Pass ``root=`` for any other folder-per-class dataset. The class-disjoint split puts the first half of the
-sorted classes on the train side (``train_classes`` overrides: a count or a list of class names).
+sorted classes on the train side (``train_classes`` overrides: a count or a list of class names), so a folder
+needs at least two classes. Every image's header is checked when the dataset is built
+(:func:`~dmlbook.data.dataset.check_image_files`), so that a damaged file is named before training starts.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import ImageDataset
+from .dataset import ImageDataset, check_image_files
 from .info import DatasetInfo, RemoteFile
 from .splits import SplitSource, first_classes
 
@@ -62,11 +64,20 @@ def check(folder: Path) -> str | None:
     return None if scan(folder) else "images/<class>/<image> (sub-folders of images)"
 
 
-def load(folder: Path, *, transform: object = None, train_classes: int | Sequence[str] | None = None) -> SplitSource:
-    """Every image of every class folder (lazily decoded)."""
+def load(folder: Path, *, transform: object = None, train_classes: int | Sequence[str] | None = None,
+         check_files: bool = True) -> SplitSource:
+    """Every image of every class folder, decoded lazily; the headers are checked now unless
+    ``check_files=False``."""
     classes = scan(folder)
     names = list(classes)
+    if len(names) < 2:
+        found = f"{len(names)} class folder{'s' * (len(names) != 1)} with images"
+        found += f" ({names[0]!r})" if names else ""
+        raise ValueError(f"folder dataset {class_dir(folder)}: found {found}; a class-disjoint train/test "
+                         "split needs at least 2 (one sub-folder of images per class)")
     paths = [p for files in classes.values() for p in files]
+    if check_files:
+        check_image_files(paths, name=f"folder dataset {class_dir(folder)}")
     labels = np.repeat(np.arange(len(names)), [len(f) for f in classes.values()])
     ds = ImageDataset(paths, labels, class_ids=np.arange(len(names)), class_names=names, transform=transform,
                       name=f"folder:{folder.name}", info=INFO)

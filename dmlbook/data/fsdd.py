@@ -21,13 +21,14 @@ Splits. The word classes are the same on both sides (this is recognition, not re
   differently (the intra-class variation Takashima et al., Interspeech 2020, address with metric learning).
   A few of the held-out speaker's takes can be set aside for adaptation (their transfer setting).
 
-:func:`synthesize_fsdd` writes a generated stand-in in the same layout (formant-synthesised "words" with
-speaker-specific pitch, vocal-tract length and speaking rate), so that everything here runs offline.
+A generated stand-in in the same layout (formant-synthesised "words" with speaker-specific pitch, vocal-tract
+length and speaking rate), so that everything here runs offline, is written by
+:func:`dmlbook.data.synthetic_speech.synthesize_fsdd` (its names are re-exported here).
 """
+
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,10 +38,20 @@ import numpy as np
 import torch
 
 from .. import audio
-from .._checks import check_choice, check_positive
+from .._checks import check_choice, check_int, check_positive
 from .dataset import DMLDataset
 from .info import DatasetInfo, RemoteFile
 from .splits import SplitSource
+
+# the generated stand-in lives in its own module; its names stay importable from here (fsdd.synthesize_fsdd, ...)
+from .synthetic_speech import (
+    VOWELS,
+    SynthSpeaker,
+    synth_speakers,
+    synth_vocabulary,
+    synthesize_fsdd,
+    synthesize_word,
+)
 
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FEATURES = ("logmel", "waveform")
@@ -48,20 +59,31 @@ PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.wav$", re.IGNORECASE)
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 INFO = DatasetInfo(
-    name="fsdd", title="Free Spoken Digit Dataset (spoken digits 0-9, several speakers; log-mel spectrograms)",
-    input_kind="logmel", input_shape=None, num_classes=10,
+    name="fsdd",
+    title="Free Spoken Digit Dataset (spoken digits 0-9, several speakers; log-mel spectrograms)",
+    input_kind="logmel",
+    input_shape=None,
+    num_classes=10,
     split="takes 0-4 test, 5-49 train (official, NOT speaker-disjoint); speaker_split() for unseen speakers",
-    embedding_dim=64, batch_p=10, batch_k=8, source="download",
+    embedding_dim=64,
+    batch_p=10,
+    batch_k=8,
+    source="download",
     url="https://github.com/Jakobovski/free-spoken-digit-dataset",
     license="CC BY-SA 4.0 (attribute the Free Spoken Digit Dataset; share derived data alike)",
     citation="Z. Jackson et al. Free Spoken Digit Dataset (FSDD). "
-             "github.com/Jakobovski/free-spoken-digit-dataset, v1.0.10.",
+    "github.com/Jakobovski/free-spoken-digit-dataset, v1.0.10.",
     folders=("fsdd", "free-spoken-digit-dataset", "FSDD"),
-    files=(RemoteFile(f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{COMMIT}.zip",
-                      "free-spoken-digit-dataset.zip", extract=True,
-                      strip=f"free-spoken-digit-dataset-{COMMIT}"),),
+    files=(
+        RemoteFile(
+            f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{COMMIT}.zip",
+            "free-spoken-digit-dataset.zip",
+            extract=True,
+            strip=f"free-spoken-digit-dataset-{COMMIT}",
+        ),
+    ),
     manual="Or: git clone https://github.com/Jakobovski/free-spoken-digit-dataset and point root= (or a link "
-           "$DMLBOOK_DATA/fsdd) at the clone; the loader reads its recordings/ folder.",
+    "$DMLBOOK_DATA/fsdd) at the clone; the loader reads its recordings/ folder.",
 )
 
 
@@ -94,8 +116,10 @@ def scan(folder: Path) -> list[Recording]:
             continue
         parsed = parse_name(f.name)
         if parsed is None:
-            raise ValueError(f"{f}: FSDD recordings must be named {{digit}}_{{speaker}}_{{take}}.wav "
-                             "(e.g. 7_jackson_32.wav)")
+            raise ValueError(
+                f"{f}: FSDD recordings must be named {{digit}}_{{speaker}}_{{take}}.wav "
+                "(e.g. 7_jackson_32.wav)"
+            )
         out.append(Recording(f, *parsed))
     return sorted(out, key=lambda r: (r.speaker, r.word, r.take))
 
@@ -123,9 +147,19 @@ def read_speakers(folder: Path) -> dict[str, dict[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def load(folder: Path, *, features: str = "logmel", sample_rate: int = 8000, duration: float = 0.8,
-         n_fft: int = 256, hop_length: int = 128, n_mels: int = 32, align: str = "center",
-         speakers: Sequence[str] | None = None, test_takes: int = 5) -> SplitSource:
+def load(
+    folder: Path,
+    *,
+    features: str = "logmel",
+    sample_rate: int = 8000,
+    duration: float = 0.8,
+    n_fft: int = 256,
+    hop_length: int = 128,
+    n_mels: int = 32,
+    align: str = "center",
+    speakers: Sequence[str] | None = None,
+    test_takes: int = 5,
+) -> SplitSource:
     """Every recording of ``folder`` (the official layout) as one dataset; the train side is takes >= ``test_takes``.
 
     Args:
@@ -144,6 +178,7 @@ def load(folder: Path, *, features: str = "logmel", sample_rate: int = 8000, dur
     """
     check_choice(features, FEATURES, "features")
     duration = check_positive(duration, "duration")
+    check_int(test_takes, "test_takes", 0)
     records = scan(folder)
     if speakers is not None:
         if isinstance(speakers, str):
@@ -165,17 +200,30 @@ def load(folder: Path, *, features: str = "logmel", sample_rate: int = 8000, dur
         waves.append(w)
     x = audio.pad_batch(waves, length, align=align)  # (N, samples)
     if features == "logmel":
-        front = audio.LogMelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        front = audio.LogMelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
+        )
         x = torch.cat([front(chunk) for chunk in x.split(1024)]).unsqueeze(1)  # (N, 1, n_mels, frames)
     words = np.array([r.word for r in records], dtype=np.int64)
     ids = np.unique(words)
     labels = np.searchsorted(ids, words)
     names = [DIGIT_NAMES[i] if i < len(DIGIT_NAMES) else str(i) for i in ids]
     takes = np.array([r.take for r in records], dtype=np.int64)
-    meta = {"speaker": np.array([r.speaker for r in records]), "take": takes,
-            "path": np.array([str(r.path) for r in records]), "seconds": np.array(seconds)}
-    ds = DMLDataset(x.contiguous(), labels, class_ids=ids, class_names=names, meta=meta,
-                    name=f"fsdd:{Path(folder).name}", info=INFO)
+    meta = {
+        "speaker": np.array([r.speaker for r in records]),
+        "take": takes,
+        "path": np.array([str(r.path) for r in records]),
+        "seconds": np.array(seconds),
+    }
+    ds = DMLDataset(
+        x.contiguous(),
+        labels,
+        class_ids=ids,
+        class_names=names,
+        meta=meta,
+        name=f"fsdd:{Path(folder).name}",
+        info=INFO,
+    )
     ds.speakers = read_speakers(folder)
     ds.sample_rate = sample_rate
     return SplitSource(ds, takes >= test_takes, by_class=False)
@@ -205,8 +253,9 @@ def speaker_list(dataset: DMLDataset) -> list[str]:
     return sorted(set(dataset.meta["speaker"].tolist()))
 
 
-def speaker_split(dataset: DMLDataset, speaker: str, *, adapt_takes: int = 0, seen_test_takes: int = 5,
-                  seed: int = 0) -> SpeakerSplit:
+def speaker_split(
+    dataset: DMLDataset, speaker: str, *, adapt_takes: int = 0, seen_test_takes: int = 5, seed: int = 0
+) -> SpeakerSplit:
     """Hold out ``speaker``: see :class:`SpeakerSplit`. The adaptation takes are drawn per word, seeded by
     ``(seed, speaker)``; they are never in ``unseen_test``."""
     speakers = speaker_list(dataset)
@@ -214,9 +263,8 @@ def speaker_split(dataset: DMLDataset, speaker: str, *, adapt_takes: int = 0, se
         raise ValueError(f"speaker must be one of {speakers}; got {speaker!r}")
     if len(speakers) < 2:
         raise ValueError(f"leave-one-speaker-out needs at least 2 speakers; the dataset has {speakers}")
-    for value, name in ((adapt_takes, "adapt_takes"), (seen_test_takes, "seen_test_takes")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+    check_int(adapt_takes, "adapt_takes", 0)
+    check_int(seen_test_takes, "seen_test_takes", 0)
     spk, take, labels = dataset.meta["speaker"], dataset.meta["take"], dataset.labels
     held = spk == speaker
     seen_test = ~held & (take < seen_test_takes)
@@ -226,175 +274,34 @@ def speaker_split(dataset: DMLDataset, speaker: str, *, adapt_takes: int = 0, se
         for word in np.unique(labels[held]):
             idx = np.flatnonzero(held & (labels == word))
             if adapt_takes >= len(idx):
-                raise ValueError(f"adapt_takes={adapt_takes} leaves no test recording of word "
-                                 f"{dataset.class_names[word] if dataset.class_names else word} for speaker "
-                                 f"{speaker!r}, who has {len(idx)}; use fewer")
+                raise ValueError(
+                    f"adapt_takes={adapt_takes} leaves no test recording of word "
+                    f"{dataset.class_names[word] if dataset.class_names else word} for speaker "
+                    f"{speaker!r}, who has {len(idx)}; use fewer"
+                )
             adapt[rng.choice(idx, size=adapt_takes, replace=False)] = True
-    parts = {"train": ~held & ~seen_test, "seen_test": seen_test, "adapt": adapt, "unseen_test": held & ~adapt}
+    parts = {
+        "train": ~held & ~seen_test,
+        "seen_test": seen_test,
+        "adapt": adapt,
+        "unseen_test": held & ~adapt,
+    }
     if not parts["train"].any():
         raise ValueError(f"seen_test_takes={seen_test_takes} leaves no training recordings")
     return SpeakerSplit(speaker, **{k: dataset.subset(m, split=k) for k, m in parts.items()})
 
 
-def leave_one_speaker_out(dataset: DMLDataset, *, speakers: Sequence[str] | None = None, adapt_takes: int = 0,
-                          seen_test_takes: int = 5, seed: int = 0) -> Iterator[SpeakerSplit]:
+def leave_one_speaker_out(
+    dataset: DMLDataset,
+    *,
+    speakers: Sequence[str] | None = None,
+    adapt_takes: int = 0,
+    seen_test_takes: int = 5,
+    seed: int = 0,
+) -> Iterator[SpeakerSplit]:
     """:func:`speaker_split` for every speaker in turn (or for ``speakers``)."""
     for s in speaker_list(dataset) if speakers is None else speakers:
         yield speaker_split(dataset, s, adapt_takes=adapt_takes, seen_test_takes=seen_test_takes, seed=seed)
-
-
-# ------------------------------------------------------------------------------------------------ generated
-#: Vowel formants F1, F2, F3 in Hz, adult male averages (Peterson & Barney, JASA 1952).
-VOWELS: dict[str, tuple[float, float, float]] = {
-    "i": (270, 2290, 3010), "I": (390, 1990, 2550), "E": (530, 1840, 2480), "ae": (660, 1720, 2410),
-    "a": (730, 1090, 2440), "O": (570, 840, 2410), "U": (440, 1020, 2240), "u": (300, 870, 2240),
-    "V": (640, 1190, 2390), "er": (490, 1350, 1690),
-}
-_BANDWIDTHS = np.array([90.0, 110.0, 170.0])  # formant bandwidths (Hz)
-_GAINS = np.array([1.0, 0.5, 0.25])  # formant peak gains
-
-
-@dataclass(frozen=True)
-class SynthSpeaker:
-    """A generated speaker: pitch ``f0`` (Hz), vocal-tract ``formant_scale`` (formants multiplied by it),
-    speaking ``rate`` (durations divided by it), spectral ``tilt`` (harmonic k weighted ``k^-tilt``),
-    ``breath`` (noise level) and ``accent``: a factor per vowel and formant (len(VOWELS), 3) — how this speaker
-    realises each vowel, the part of the variation that a uniform vocal-tract scaling does not explain."""
-
-    name: str
-    f0: float
-    formant_scale: float
-    rate: float
-    tilt: float
-    breath: float
-    accent: tuple[tuple[float, float, float], ...] = ()
-
-
-def synth_vocabulary(num_words: int = 10, *, seed: int = 0) -> list[tuple[bool, tuple[str, ...]]]:
-    """``num_words`` distinct word templates: (fricative onset?, 2-3 vowels with no vowel repeated in a row)."""
-    if isinstance(num_words, bool) or not isinstance(num_words, int) or not 2 <= num_words <= 200:
-        raise ValueError(f"num_words must be an int in [2, 200]; got {num_words!r}")
-    rng = np.random.default_rng([seed, 0])
-    names, words = list(VOWELS), []
-    while len(words) < num_words:
-        n = int(rng.integers(2, 4))
-        seq = [str(rng.choice(names))]
-        while len(seq) < n:
-            v = str(rng.choice(names))
-            if v != seq[-1]:
-                seq.append(v)
-        word = (bool(rng.random() < 0.4), tuple(seq))
-        if word not in words:
-            words.append(word)
-    return words
-
-
-def synth_speakers(num_speakers: int, *, seed: int = 0, formant_range: tuple[float, float] = (0.8, 1.25),
-                   rate_range: tuple[float, float] = (0.75, 1.35), accent: float = 0.15) -> list[SynthSpeaker]:
-    """``num_speakers`` generated speakers named ``spk0, spk1, ...`` with random pitch (90-210 Hz), vocal-tract
-    scale (``formant_range``), rate (``rate_range``), tilt, breathiness and accent (each vowel's formants
-    multiplied by ``1 + accent · N(0, 1)``)."""
-    if isinstance(num_speakers, bool) or not isinstance(num_speakers, int) or num_speakers < 1:
-        raise ValueError(f"num_speakers must be an int >= 1; got {num_speakers!r}")
-    out = []
-    for s in range(num_speakers):
-        rng = np.random.default_rng([seed, 1, s])
-        f0, scale, rate = rng.uniform(90, 210), rng.uniform(*formant_range), rng.uniform(*rate_range)
-        tilt, breath = rng.uniform(0.6, 1.2), rng.uniform(0.005, 0.03)
-        factors = np.clip(1.0 + accent * rng.standard_normal((len(VOWELS), 3)), 0.5, 1.5)  # (V, 3)
-        out.append(SynthSpeaker(f"spk{s}", float(f0), float(scale), float(rate), float(tilt), float(breath),
-                                tuple(tuple(float(v) for v in row) for row in factors)))
-    return out
-
-
-def synthesize_word(word: tuple[bool, tuple[str, ...]], speaker: SynthSpeaker, *, sample_rate: int = 8000,
-                    rng: np.random.Generator) -> np.ndarray:
-    """One take of a word by a speaker: a float64 waveform (T,) with peak amplitude 0.3-0.8.
-
-    Source-filter synthesis: harmonics ``k · f0(t)`` of a slowly falling pitch, each weighted by the formant
-    envelope ``Σ_j g_j / (1 + ((k f0 − F_j(t)) / B_j)²)`` and the tilt ``k^-tilt``; the formant tracks
-    ``F_j(t)`` interpolate the vowels' targets (scaled by the speaker's vocal-tract scale, jittered per take);
-    an optional fricative onset is band-passed noise. Durations follow the speaker's rate, jittered per take.
-    """
-    fricative, vowels = word
-    rate = speaker.rate * rng.uniform(0.9, 1.1)
-    durs = np.array([rng.uniform(0.11, 0.16) for _ in vowels]) / rate  # (V,) seconds per vowel
-    t_voiced = durs.sum()
-    n = round(t_voiced * sample_rate)
-    t = np.arange(n) / sample_rate  # (n,)
-    centres = np.cumsum(durs) - durs / 2  # (V,)
-    targets = np.array([VOWELS[v] for v in vowels]) * speaker.formant_scale  # (V, 3)
-    if speaker.accent:
-        names = list(VOWELS)
-        targets = targets * np.array([speaker.accent[names.index(v)] for v in vowels])  # (V, 3) accent
-    targets = targets * (1.0 + 0.02 * rng.standard_normal(targets.shape))  # per-take jitter
-    f0_start = speaker.f0 * rng.uniform(0.94, 1.06)
-    # pitch, formants and the harmonic weights change slowly: compute them every `step` samples, then interpolate
-    step = 16
-    tc = np.arange(0, n + step, step) / sample_rate  # (n_c,) coarse times
-    tracks = np.stack([np.interp(tc, centres, targets[:, j]) for j in range(3)], axis=1)  # (n_c, 3) F_j(t)
-    f0c = f0_start * (1.08 - 0.16 * tc / max(t_voiced, 1e-9))  # (n_c,) falling pitch (declination)
-    k = np.arange(1, int((sample_rate / 2 - 100) // f0c.max()) + 1)  # (K,) harmonics below Nyquist
-    harm = k[None, :] * f0c[:, None]  # (n_c, K) harmonic frequencies
-    env = (_GAINS / (1.0 + ((harm[:, :, None] - tracks[:, None, :]) / _BANDWIDTHS) ** 2)).sum(-1)  # (n_c, K)
-    env = env * k[None, :] ** -speaker.tilt  # (n_c, K)
-    pos = np.arange(n) / step  # (n,) position on the coarse grid
-    i0 = pos.astype(np.int64)
-    frac = (pos - i0)[:, None]  # (n, 1)
-    weights = env[i0] * (1.0 - frac) + env[i0 + 1] * frac  # (n, K) linear interpolation
-    f0 = np.interp(t, tc, f0c)  # (n,)
-    phase = 2 * np.pi * np.cumsum(f0) / sample_rate  # (n,)
-    voiced = (weights * np.sin(k[None, :] * phase[:, None])).sum(1)  # (n,)
-    ramp = min(int(0.02 * sample_rate), n // 2)
-    fade = np.ones(n)
-    fade[:ramp], fade[n - ramp:] = np.linspace(0, 1, ramp), np.linspace(1, 0, ramp)
-    voiced *= fade / max(np.abs(voiced).max(), 1e-12)
-    parts = [voiced]
-    if fricative:
-        m = round(rng.uniform(0.06, 0.09) / rate * sample_rate)
-        spec = np.fft.rfft(rng.standard_normal(m))
-        freqs = np.fft.rfftfreq(m, 1 / sample_rate)
-        lo = 2200 * speaker.formant_scale
-        spec[(freqs < lo) | (freqs > sample_rate / 2 - 150)] = 0
-        noise = np.fft.irfft(spec, m)
-        noise *= np.hanning(m) * 0.35 / max(np.abs(noise).max(), 1e-12)
-        parts.insert(0, noise)
-    x = np.concatenate(parts)
-    x = x + speaker.breath * rng.standard_normal(x.shape)
-    return x * (rng.uniform(0.3, 0.8) / max(np.abs(x).max(), 1e-12))
-
-
-def synthesize_fsdd(root: str | os.PathLike[str], *, num_speakers: int = 6, num_words: int = 10, takes: int = 20,
-                    sample_rate: int = 8000, seed: int = 0, accent: float = 0.15, overwrite: bool = False) -> Path:
-    """Write a generated stand-in for FSDD in its official layout under ``root`` and return ``root``.
-
-    ``recordings/{word}_{spk}_{take}.wav`` (16-bit PCM) for ``num_speakers`` x ``num_words`` x ``takes`` recordings,
-    and ``speakers.csv`` with each speaker's generating parameters (``accent``: see :func:`synth_speakers`). Every
-    file depends only on ``seed``, ``accent`` and its (speaker, word, take), so a larger set extends a smaller one.
-    Existing recordings are an error unless ``overwrite``.
-    """
-    root = Path(root)
-    if isinstance(takes, bool) or not isinstance(takes, int) or takes < 1:
-        raise ValueError(f"takes must be an int >= 1; got {takes!r}")
-    rec = root / "recordings"
-    if rec.is_dir() and any(rec.iterdir()) and not overwrite:
-        raise FileExistsError(f"{rec} already holds files; pass overwrite=True or another root")
-    rec.mkdir(parents=True, exist_ok=True)
-    vocabulary = synth_vocabulary(num_words, seed=seed)
-    speakers = synth_speakers(num_speakers, seed=seed, accent=accent)
-    for si, spk in enumerate(speakers):
-        for w, word in enumerate(vocabulary):
-            for take in range(takes):
-                x = synthesize_word(word, spk, sample_rate=sample_rate,
-                                    rng=np.random.default_rng([seed, 2, si, w, take]))
-                audio.write_wav(rec / f"{w}_{spk.name}_{take}.wav", x, sample_rate)
-    with open(root / "speakers.csv", "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(["speaker", "gender", "accent", "language", "recordings", "f0_hz", "formant_scale", "rate"])
-        for spk in speakers:
-            out.writerow([spk.name, "generated", "generated", "none", num_words * takes, f"{spk.f0:.1f}",
-                          f"{spk.formant_scale:.3f}", f"{spk.rate:.3f}"])
-    return root
 
 
 __all__ = [

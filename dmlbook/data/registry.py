@@ -7,15 +7,17 @@ of the dataset under the data home (``$DMLBOOK_DATA``, or ``./data`` when it is 
 """
 from __future__ import annotations
 
+import gzip
 import inspect
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._checks import check_choice
-from . import cars196, cub200, digits, fashion_mnist, features, folder, fsdd, skin, sop, synthetic
+from . import cars196, cub200, digits, fashion_mnist, features, folder, fsdd, omniglot, skin, sop, synthetic
 from .dataset import DMLDataset, ImageDataset
 from .errors import DatasetNotFoundError, not_found
 from .info import DatasetInfo
@@ -44,6 +46,8 @@ _REGISTRY: dict[str, _Entry] = {
     "fsdd": _Entry(fsdd.INFO, fsdd.load, fsdd.check),
     "isic2016": _Entry(skin.ISIC_INFO, skin.load_isic2016, skin.isic_check),
     "ph2": _Entry(skin.PH2_INFO, skin.load_ph2, skin.ph2_check),
+    "omniglot": _Entry(omniglot.INFO, omniglot.load, omniglot.check),
+    "omniglot_embedded": _Entry(omniglot.EMBEDDED_INFO, omniglot.load_embedded),
 }
 
 
@@ -112,6 +116,40 @@ def dataset_status(name: str, root: str | os.PathLike | None = None) -> tuple[bo
         return False, err.folder, f"missing {err.missing}"
 
 
+_LOAD_DATASET_ARGS = ("root", "split", "val_fraction", "seed", "transform")
+
+
+def _check_loader_arguments(name: str, load: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that the dataset's loader does not take, listing those it does."""
+    params = inspect.signature(load).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in list(params.items())[1:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = ", ".join(repr(k) for k in sorted(set(kwargs) - set(accepted)))
+    if unknown:
+        own = f"its loader accepts: {', '.join(accepted)}" if accepted else "its loader takes no arguments"
+        raise TypeError(f"dataset {name!r} does not take {unknown}; {own} (besides load_dataset's "
+                        f"{', '.join(_LOAD_DATASET_ARGS)})")
+
+
+def _damaged(name: str, folder: Path | None, err: BaseException) -> Exception:
+    """The error for a compressed file that fails to decompress while loading: the damaged files by name (from
+    :func:`~dmlbook.data.download.verify_files`) and how to replace them."""
+    from .download import DamagedFileError, verify_files  # download imports this module
+
+    where = f" --root {folder}" if folder is not None else ""
+    fix = f"replace it: python -m dmlbook data download {name} --force{where} (or copy it again)"
+    try:
+        bad = [s for s in verify_files(name, folder) if not s.ok] if folder is not None else []
+    except Exception:  # noqa: BLE001  (the original error below still says what happened)
+        bad = []
+    if bad:
+        damaged = "; ".join(f"{s.path} is {s.note}" for s in bad)
+        return DamagedFileError(f"dataset {name!r}: {damaged}; {fix}", path=bad[0].path)
+    return DamagedFileError(f"dataset {name!r}: a compressed file in {folder} is damaged "
+                            f"({type(err).__name__}: {err}); {fix}")
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", *,
                  val_fraction: float = 0.2, seed: int = 0, transform: Callable[[Any], Any] | None = None,
                  **kwargs: Any) -> DMLDataset:
@@ -134,10 +172,14 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
     entry = _entry(name)
     info = entry.info
     check_choice(split, SPLITS, "split")
+    _check_loader_arguments(info.name, entry.load, kwargs)
     if "seed" in inspect.signature(entry.load).parameters:
         kwargs.setdefault("seed", seed)
     folder_ = find_root(info.name, root, **kwargs) if info.needs_folder else None
-    source = entry.load(folder_, **kwargs)
+    try:
+        source = entry.load(folder_, **kwargs)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:  # a damaged compressed file: say which one
+        raise _damaged(info.name, folder_, err) from err
     ds = apply_split(source, split, val_fraction=val_fraction, seed=seed)
     if transform is None and isinstance(ds, ImageDataset):
         size = info.image_size or 224

@@ -30,24 +30,19 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .._checks import check_int
+
 
 def _labels_array(labels: Any) -> np.ndarray:
     labels = getattr(labels, "labels", labels)  # a DMLDataset
     if isinstance(labels, torch.Tensor):
         labels = labels.cpu().numpy()
     labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be a 1-D integer array (or a dataset with .labels); got dtype {labels.dtype}, "
-                        f"shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be a 1-D integer array (or a dataset with .labels); got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D with one label per sample; got shape {labels.shape}")
     return labels
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
 
 
 class PKSampler(Sampler[list[int]]):
@@ -74,14 +69,14 @@ class PKSampler(Sampler[list[int]]):
         rank: int | None = None,
     ) -> None:
         labels = _labels_array(labels)
-        self.p, self.k = _check_int(p, "p", 1), _check_int(k, "k", 2)
+        self.p, self.k = check_int(p, "p", 1), check_int(k, "k", 2)
         if num_replicas is None or rank is None:
             dist = torch.distributed
             ready = dist.is_available() and dist.is_initialized()
             num_replicas = (dist.get_world_size() if ready else 1) if num_replicas is None else num_replicas
             rank = (dist.get_rank() if ready else 0) if rank is None else rank
-        self.num_replicas = _check_int(num_replicas, "num_replicas", 1)
-        self.rank = _check_int(rank, "rank", 0)
+        self.num_replicas = check_int(num_replicas, "num_replicas", 1)
+        self.rank = check_int(rank, "rank", 0)
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be < num_replicas ({self.num_replicas}); got {self.rank}")
         if self.p % self.num_replicas:
@@ -100,13 +95,13 @@ class PKSampler(Sampler[list[int]]):
         n = int(self.class_sizes.sum())
         if batches_per_epoch is None:
             batches_per_epoch = max(1, n // (self.p * self.k))
-        self.batches_per_epoch = _check_int(batches_per_epoch, "batches_per_epoch", 1)
-        self.seed = int(seed)
+        self.batches_per_epoch = check_int(batches_per_epoch, "batches_per_epoch", 1)
+        self.seed = check_int(seed, "seed", 0)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches the next pass yields (call it with the same value on every rank)."""
-        self.epoch = _check_int(epoch, "epoch", 0)
+        self.epoch = check_int(epoch, "epoch", 0)
 
     def __len__(self) -> int:
         return self.batches_per_epoch

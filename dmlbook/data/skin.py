@@ -1,4 +1,4 @@
-"""Dermoscopy: ISIC 2016 (benign vs malignant), PH2 (three classes, expert lesion masks), and generated lesions.
+"""Dermoscopy: ISIC 2016 (benign vs malignant) and PH2 (three classes, expert lesion masks).
 
 * **ISIC 2016**, Part 3 "lesion classification" (Gutman et al., "Skin Lesion Analysis toward Melanoma Detection:
   A Challenge at ISBI 2016", arXiv:1605.01397): 900 training and 379 test dermoscopy images, benign (0) or
@@ -30,11 +30,13 @@
   images and masks together at one size. Split: a seeded stratified image split (``test_fraction``); the
   DeMAL-CNN chapter uses ``split="all"`` as a test of generalisation from ISIC.
 
-* :func:`make_lesions`: generated dermoscopy-like images with exact lesion masks, for teaching offline (see its
-  docstring); :class:`RandomDihedral`: flips and 90° turns (a dermoscopy image has no "up").
+* :class:`RandomDihedral`: flips and 90° turns (a dermoscopy image has no "up"). Generated dermoscopy-like images
+  with exact lesion masks, for teaching offline, come from :func:`dmlbook.data.synthetic_lesions.make_lesions`
+  (re-exported here).
 
 Images are decoded with PIL (``pip install dmlbook[train]``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -55,6 +57,9 @@ from .errors import not_found
 from .info import DatasetInfo
 from .splits import SplitSource, stratified_mask
 
+# the generated lesions live in their own module; make_lesions stays importable from here
+from .synthetic_lesions import make_lesions
+
 ISIC_CLASSES = ("benign", "malignant")
 PH2_CLASSES = ("common_nevus", "atypical_nevus", "melanoma")
 ISIC_TRAIN_CSV = "ISBI2016_ISIC_Part3_Training_GroundTruth.csv"
@@ -66,38 +71,52 @@ PH2_TXT = "PH2_dataset.txt"
 _ISIC_BASE = "https://isic-challenge-data.s3.amazonaws.com/2016/"
 
 ISIC_INFO = DatasetInfo(
-    name="isic2016", title="ISIC 2016 challenge, Part 3: benign vs malignant dermoscopy images",
-    input_kind="image", input_shape=(3, 224, 224), num_classes=2,
+    name="isic2016",
+    title="ISIC 2016 challenge, Part 3: benign vs malignant dermoscopy images",
+    input_kind="image",
+    input_shape=(3, 224, 224),
+    num_classes=2,
     split="official training / test parts when both are present, else a seeded stratified image split of the "
-          "training part (test_fraction=0.3)",
-    embedding_dim=64, batch_p=2, batch_k=32, source="manual", image_size=224,
+    "training part (test_fraction=0.3)",
+    embedding_dim=64,
+    batch_p=2,
+    batch_k=32,
+    source="manual",
+    image_size=224,
     url="https://challenge.isic-archive.com/data/#2016",
     license="ISIC 2016 challenge data: CC-0 per the ISIC challenge pages (ISIC Archive images are individually "
-            "CC-0 or CC-BY-NC)",
+    "CC-0 or CC-BY-NC)",
     citation="D. Gutman, N. C. F. Codella, E. Celebi, B. Helba, M. Marchetti, N. Mishra, A. Halpern. Skin Lesion "
-             "Analysis toward Melanoma Detection: A Challenge at the International Symposium on Biomedical Imaging "
-             "(ISBI) 2016, hosted by the International Skin Imaging Collaboration (ISIC). arXiv:1605.01397, 2016.",
+    "Analysis toward Melanoma Detection: A Challenge at the International Symposium on Biomedical Imaging "
+    "(ISBI) 2016, hosted by the International Skin Imaging Collaboration (ISIC). arXiv:1605.01397, 2016.",
     folders=("isic2016", "ISIC2016", "isic_2016", "ISIC-2016"),
     manual="Manual step (two archives and two CSVs, no published checksums): download "
-           f"{_ISIC_BASE}{ISIC_TRAIN_DIR}.zip and {_ISIC_BASE}{ISIC_TRAIN_CSV} (and, for the official test part, "
-           f"{_ISIC_BASE}{ISIC_TEST_DIR}.zip and {_ISIC_BASE}{ISIC_TEST_CSV}), unzip the archives next to the CSVs "
-           "so that the folder holds ISBI2016_ISIC_Part3_Training_Data/ISIC_xxxxxxx.jpg, and pass root= or put "
-           "the folder at $DMLBOOK_DATA/isic2016.",
+    f"{_ISIC_BASE}{ISIC_TRAIN_DIR}.zip and {_ISIC_BASE}{ISIC_TRAIN_CSV} (and, for the official test part, "
+    f"{_ISIC_BASE}{ISIC_TEST_DIR}.zip and {_ISIC_BASE}{ISIC_TEST_CSV}), unzip the archives next to the CSVs "
+    "so that the folder holds ISBI2016_ISIC_Part3_Training_Data/ISIC_xxxxxxx.jpg, and pass root= or put "
+    "the folder at $DMLBOOK_DATA/isic2016.",
 )
 
 PH2_INFO = DatasetInfo(
-    name="ph2", title="PH2 dermoscopy images with expert lesion masks (3 classes)",
-    input_kind="image", input_shape=(3, 224, 224), num_classes=3,
+    name="ph2",
+    title="PH2 dermoscopy images with expert lesion masks (3 classes)",
+    input_kind="image",
+    input_shape=(3, 224, 224),
+    num_classes=3,
     split="seeded stratified image split (test_fraction=0.3); split='all' for a whole-set test",
-    embedding_dim=64, batch_p=3, batch_k=16, source="manual", image_size=224,
+    embedding_dim=64,
+    batch_p=3,
+    batch_k=16,
+    source="manual",
+    image_size=224,
     url="https://www.fc.up.pt/addi/ph2%20database.html",
     license="research use, cite Mendonça et al. 2013 (ADDI project, Hospital Pedro Hispano)",
     citation="T. Mendonça, P. M. Ferreira, J. S. Marques, A. R. S. Marçal, J. Rozeira. PH2 - A dermoscopic image "
-             "database for research and benchmarking. 35th Annual International Conference of the IEEE EMBC, "
-             "2013, pp. 5437-5440.",
+    "database for research and benchmarking. 35th Annual International Conference of the IEEE EMBC, "
+    "2013, pp. 5437-5440.",
     folders=("ph2", "PH2", "PH2Dataset", "PH2 Dataset"),
     manual="Manual step: request / download PH2Dataset from the ADDI project page, unpack it (a .rar) and pass "
-           "root= or put the folder that holds 'PH2 Dataset images/' and PH2_dataset.txt at $DMLBOOK_DATA/ph2.",
+    "root= or put the folder that holds 'PH2 Dataset images/' and PH2_dataset.txt at $DMLBOOK_DATA/ph2.",
 )
 
 
@@ -161,8 +180,13 @@ def _existing(folder: Path, paths: Sequence[Path], dataset: str, where: str) -> 
     missing = [p for p in paths if not p.is_file()]
     if missing:
         rel = missing[0].relative_to(folder) if missing[0].is_relative_to(folder) else missing[0]
-        raise not_found(dataset, folder, str(rel), where=f"{len(missing)} of {len(paths)} image files listed are "
-                        f"missing (the first is shown).\n{where}")
+        raise not_found(
+            dataset,
+            folder,
+            str(rel),
+            where=f"{len(missing)} of {len(paths)} image files listed are "
+            f"missing (the first is shown).\n{where}",
+        )
 
 
 def read_isic2016(folder: str | Path) -> dict[str, np.ndarray]:
@@ -177,7 +201,9 @@ def read_isic2016(folder: str | Path) -> dict[str, np.ndarray]:
     if _isic_layout(folder) == "csv":
         t = read_csv(folder / "labels.csv")
         if "image" not in t or "label" not in t:
-            raise ValueError(f"{folder / 'labels.csv'} needs the columns 'image' and 'label'; has {sorted(t)}")
+            raise ValueError(
+                f"{folder / 'labels.csv'} needs the columns 'image' and 'label'; has {sorted(t)}"
+            )
         names = [str(n) for n in t["image"]]
         labels = [_isic_label(v, str(folder / "labels.csv")) for v in t["label"]]
         paths = [folder / "images" / (n if Path(n).suffix else f"{n}.jpg") for n in names]
@@ -194,22 +220,36 @@ def read_isic2016(folder: str | Path) -> dict[str, np.ndarray]:
             paths += [test_base / f"{n}.jpg" for n in test_names]
             parts += ["test"] * len(test_names)
     _existing(folder, paths, ISIC_INFO.name, ISIC_INFO.how_to_get())
-    return {"image_id": np.asarray(names), "path": np.asarray([str(p) for p in paths]),
-            "label": np.asarray(labels, dtype=np.int64), "part": np.asarray(parts)}
+    return {
+        "image_id": np.asarray(names),
+        "path": np.asarray([str(p) for p in paths]),
+        "label": np.asarray(labels, dtype=np.int64),
+        "part": np.asarray(parts),
+    }
 
 
-def load_isic2016(folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None
-                  ) -> SplitSource:
+def load_isic2016(
+    folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None
+) -> SplitSource:
     """Every image (lazily decoded), benign = 0 / malignant = 1; ``meta``: ``image_id``, ``part``. The train side
     is the official training part when the test part is present, else a stratified ``1 - test_fraction``."""
     a = read_isic2016(folder)
-    ds = ImageDataset(a["path"], a["label"], class_ids=np.arange(2), class_names=list(ISIC_CLASSES),
-                      transform=transform, meta={"image_id": a["image_id"], "part": a["part"]}, name="isic2016",
-                      info=ISIC_INFO)
+    ds = ImageDataset(
+        a["path"],
+        a["label"],
+        class_ids=np.arange(2),
+        class_names=list(ISIC_CLASSES),
+        transform=transform,
+        meta={"image_id": a["image_id"], "part": a["part"]},
+        name="isic2016",
+        info=ISIC_INFO,
+    )
     if (a["part"] == "test").any():
         train = a["part"] == "train"
     else:
-        train = stratified_mask(ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed)
+        train = stratified_mask(
+            ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed
+        )
     return SplitSource(ds, train, by_class=False)
 
 
@@ -252,7 +292,9 @@ def read_ph2_txt(path: str | Path) -> dict[str, int]:
             continue
         value = cells[header[1]]
         if value not in ("0", "1", "2"):
-            raise ValueError(f"{path}: clinical diagnosis of {cells[header[0]]} is {value!r}, expected 0, 1 or 2")
+            raise ValueError(
+                f"{path}: clinical diagnosis of {cells[header[0]]} is {value!r}, expected 0, 1 or 2"
+            )
         out[cells[header[0]]] = int(value)
     if header is None:
         raise ValueError(f"{path} has no header row with 'Name' and 'Clinical Diagnosis'")
@@ -286,18 +328,33 @@ def read_ph2(folder: str | Path) -> dict[str, np.ndarray]:
     if any(v not in (0, 1, 2) for v in labels):
         raise ValueError(f"{root}: PH2 labels must be 0, 1 or 2; got {sorted(set(labels))}")
     _existing(root, paths + masks, PH2_INFO.name, PH2_INFO.how_to_get())
-    return {"image_id": np.asarray(names), "path": np.asarray([str(p) for p in paths]),
-            "mask": np.asarray([str(p) for p in masks]), "label": np.asarray(labels, dtype=np.int64)}
+    return {
+        "image_id": np.asarray(names),
+        "path": np.asarray([str(p) for p in paths]),
+        "mask": np.asarray([str(p) for p in masks]),
+        "label": np.asarray(labels, dtype=np.int64),
+    }
 
 
-def load_ph2(folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None) -> SplitSource:
+def load_ph2(
+    folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None
+) -> SplitSource:
     """Every image (lazily decoded) with ``meta["mask"]`` (its lesion-mask file) and ``meta["image_id"]``;
     a stratified ``1 - test_fraction`` on the train side."""
     a = read_ph2(folder)
-    ds = ImageDataset(a["path"], a["label"], class_ids=np.arange(3), class_names=list(PH2_CLASSES),
-                      transform=transform, meta={"image_id": a["image_id"], "mask": a["mask"]}, name="ph2",
-                      info=PH2_INFO)
-    train = stratified_mask(ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed)
+    ds = ImageDataset(
+        a["path"],
+        a["label"],
+        class_ids=np.arange(3),
+        class_names=list(PH2_CLASSES),
+        transform=transform,
+        meta={"image_id": a["image_id"], "mask": a["mask"]},
+        name="ph2",
+        info=PH2_INFO,
+    )
+    train = stratified_mask(
+        ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed
+    )
     return SplitSource(ds, train, by_class=False)
 
 
@@ -321,8 +378,9 @@ def _decode(path: str, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(im.convert("RGB").resize((size[1], size[0]), image_mod.Resampling.BILINEAR))
 
 
-def lesion_tensors(dataset: DMLDataset, size: int | Sequence[int], *, masks: bool = True,
-                   progress: bool = False) -> tuple[Tensor, Tensor | None]:
+def lesion_tensors(
+    dataset: DMLDataset, size: int | Sequence[int], *, masks: bool = True, progress: bool = False
+) -> tuple[Tensor, Tensor | None]:
     """Every image of ``dataset`` resized to ``size`` (the whole image, aspect ratio not kept, so no part of the
     lesion is cropped away) as ``uint8`` (N, 3, H, W), and its lesion mask at the same size as bool (N, H, W).
 
@@ -336,7 +394,9 @@ def lesion_tensors(dataset: DMLDataset, size: int | Sequence[int], *, masks: boo
     if isinstance(dataset, ImageDataset):
         idx = range(len(dataset))
         it = bar(idx, desc=f"decoding {dataset.name or 'images'}", leave=False) if bar else idx
-        images = torch.from_numpy(np.stack([_decode(dataset.paths[i], (h, w)) for i in it])).permute(0, 3, 1, 2)
+        images = torch.from_numpy(np.stack([_decode(dataset.paths[i], (h, w)) for i in it])).permute(
+            0, 3, 1, 2
+        )
         out_masks = None
         if mask_meta is not None:
             out_masks = torch.stack([load_mask(p, (h, w)) for p in mask_meta])
@@ -348,11 +408,25 @@ def lesion_tensors(dataset: DMLDataset, size: int | Sequence[int], *, masks: boo
         x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
     out_masks = torch.as_tensor(np.asarray(mask_meta, dtype=bool)) if mask_meta is not None else None
     if tuple(x.shape[-2:]) != (h, w):
-        x = torch.nn.functional.interpolate(x.float(), size=(h, w), mode="bilinear", align_corners=False,
-                                            antialias=True).round().clamp(0, 255).to(torch.uint8)
+        x = (
+            torch.nn.functional.interpolate(
+                x.float(), size=(h, w), mode="bilinear", align_corners=False, antialias=True
+            )
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
         if out_masks is not None:
-            out_masks = torch.nn.functional.interpolate(out_masks[:, None].float(), size=(h, w), mode="bilinear",
-                                                        align_corners=False, antialias=True)[:, 0] >= 0.5
+            out_masks = (
+                torch.nn.functional.interpolate(
+                    out_masks[:, None].float(),
+                    size=(h, w),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )[:, 0]
+                >= 0.5
+            )
     return x.contiguous(), out_masks
 
 
@@ -378,136 +452,20 @@ class RandomDihedral:
         return "RandomDihedral()"
 
 
-# --------------------------------------------------------------------------------------------- generated data
-def _check_counts(n_per_class: Sequence[int]) -> list[int]:
-    if isinstance(n_per_class, (str, bytes)) or not isinstance(n_per_class, Sequence) or not n_per_class:
-        raise TypeError(f"n_per_class must be a non-empty sequence of ints (one per class); got {n_per_class!r}")
-    out = []
-    for n in n_per_class:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n_per_class must hold ints >= 1; got {list(n_per_class)}")
-        out.append(int(n))
-    return out
-
-
-def make_lesions(
-    n_per_class: Sequence[int] = (160, 40),
-    *,
-    size: int = 64,
-    severity: Sequence[Sequence[float]] = ((0.0, 0.6), (0.4, 1.0)),
-    class_names: Sequence[str] | None = ISIC_CLASSES,
-    hairs: float = 1.5,
-    tone: float = 0.0,
-    seed: int = 0,
-) -> DMLDataset:
-    """Generated dermoscopy-like RGB images with their exact lesion masks (a teaching stand-in for ISIC / PH2).
-
-    Every image is skin (a tone, an illumination gradient, a dark dermatoscope vignette, pixel noise, and a
-    Poisson(``hairs``) number of dark hairs) with one pigmented lesion at a random place near the centre and of
-    random size. Only the lesion depends on the class, through a *severity* ``s`` drawn uniformly from the class's
-    ``severity`` range; ``s`` sets the ABCD-like signs that dermatologists read:
-
-    * border irregularity: radius ``r(θ) = r₀ (1 + Σ_{k=3..7} a_k cos(kθ + φ_k))`` with ``a_k ∝ s``;
-    * asymmetry: elongation ``1 + 0.5 s`` along a random axis;
-    * colour variegation: up to three dark-brown / blue-grey blotches inside the lesion with weight ``∝ s``.
-
-    Overlapping severity ranges make the classes overlap (no classifier is perfect). Hairs and the vignette are
-    dark like the lesion but carry no class information: attention that finds the *lesion* should ignore them.
-
-    Args:
-        n_per_class: images per class (e.g. ``(160, 40)``: imbalanced like ISIC 2016, 20 % malignant).
-        size: image side in pixels.
-        severity: ``(low, high)`` per class, inside [0, 1].
-        class_names: one per class (default ISIC's benign / malignant); ``None`` for none.
-        hairs: mean number of hairs per image.
-        tone: skin-tone and illumination shift in [-1, 1] (e.g. 0.5 for a second "clinic", a domain shift).
-        seed: everything is drawn from ``numpy.random.default_rng(seed)``.
-
-    Returns a :class:`~dmlbook.data.DMLDataset` with ``uint8`` data (N, 3, size, size) (as float in [0, 1] when
-    indexed), labels in class order, and ``meta["mask"]`` (N, size, size) bool, ``meta["severity"]`` (N,).
-    """
-    counts = _check_counts(n_per_class)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16; got {size!r}")
-    ranges = np.asarray(severity, dtype=np.float64)
-    if ranges.shape != (len(counts), 2) or not ((0 <= ranges) & (ranges <= 1)).all() or \
-            (ranges[:, 0] > ranges[:, 1]).any():
-        raise ValueError(f"severity must hold one (low, high) pair in [0, 1] per class ({len(counts)}); got "
-                         f"{severity!r}")
-    if class_names is not None and len(class_names) != len(counts):
-        raise ValueError(f"class_names has {len(class_names)} entries but n_per_class has {len(counts)}")
-    if isinstance(hairs, bool) or not isinstance(hairs, (int, float)) or not 0 <= hairs <= 20:
-        raise ValueError(f"hairs must be a number in [0, 20]; got {hairs!r}")
-    if isinstance(tone, bool) or not isinstance(tone, (int, float)) or not -1 <= tone <= 1:
-        raise ValueError(f"tone must be a number in [-1, 1]; got {tone!r}")
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(counts)), counts)
-    n = len(labels)
-    s = rng.uniform(ranges[labels, 0], ranges[labels, 1])  # (N,) severity
-    grid = (np.arange(size) + 0.5) / size - 0.5  # (S,) in (-0.5, 0.5)
-    yy, xx = np.meshgrid(grid, grid, indexing="ij")  # (S, S)
-
-    def col(v: np.ndarray) -> np.ndarray:
-        return v[:, None, None]
-
-    # ---- the lesion's shape: centre, radius, elongation, irregular border
-    cy, cx = rng.uniform(-0.15, 0.15, n), rng.uniform(-0.15, 0.15, n)
-    r0 = rng.uniform(0.17, 0.30, n)
-    angle = rng.uniform(0, np.pi, n)
-    stretch = 1.0 + 0.5 * s * rng.uniform(0.5, 1.0, n)
-    dy, dx = yy[None] - col(cy), xx[None] - col(cx)  # (N, S, S)
-    u = dx * col(np.cos(angle)) + dy * col(np.sin(angle))  # along the long axis
-    v = -dx * col(np.sin(angle)) + dy * col(np.cos(angle))
-    rho = np.hypot(u / col(np.sqrt(stretch)), v * col(np.sqrt(stretch))) / col(r0)  # (N, S, S)
-    theta = np.arctan2(v, u)
-    border = np.ones_like(rho)
-    for k in range(3, 8):
-        amp = (0.02 + 0.30 * s) * rng.uniform(0.3, 1.0, n) * 3.0 / k  # (N,)
-        border += col(amp) * np.cos(k * theta + col(rng.uniform(0, 2 * np.pi, n)))
-    mask = rho < border  # (N, S, S)
-    alpha = 1.0 / (1.0 + np.exp(-(border - rho) / 0.06))  # soft edge
-    # ---- the lesion's colour: brown, darker inside, blotches of dark brown / blue-grey growing with severity
-    base = np.array([0.50, 0.32, 0.20])[None, :] * rng.uniform(0.8, 1.1, (n, 1))  # (N, 3)
-    depth = np.clip(1.0 - rho / np.maximum(border, 1e-3), 0.0, 1.0)  # (N, S, S), 1 at the centre
-    lesion = base[:, :, None, None] * (1.0 - 0.3 * depth[:, None])  # (N, 3, S, S)
-    blotch_colors = np.array([[0.18, 0.11, 0.09], [0.33, 0.38, 0.48]])
-    for _ in range(3):
-        ang, rad = rng.uniform(0, 2 * np.pi, n), rng.uniform(0.0, 0.6, n) * r0
-        by, bx = cy + rad * np.sin(ang), cx + rad * np.cos(ang)
-        sigma = r0 * rng.uniform(0.25, 0.45, n)
-        blob = np.exp(-((yy[None] - col(by)) ** 2 + (xx[None] - col(bx)) ** 2) / (2 * col(sigma) ** 2))
-        weight = col(s * rng.uniform(0.6, 1.0, n) * (rng.random(n) < 0.25 + 0.75 * s))  # more blotches when severe
-        color = blotch_colors[rng.integers(0, 2, n)]  # (N, 3)
-        w = np.clip(weight * blob, 0, 1)[:, None]  # (N, 1, S, S)
-        lesion = lesion * (1 - w) + color[:, :, None, None] * w
-    # ---- skin: tone, illumination gradient, vignette
-    skin_rgb = np.array([0.86, 0.66, 0.56]) - tone * np.array([0.16, 0.14, 0.10])
-    skin = skin_rgb[None, :] * rng.uniform(0.92, 1.05, (n, 1))  # (N, 3)
-    g_ang = rng.uniform(0, 2 * np.pi, n)
-    light = 1.0 + (0.10 + 0.05 * tone) * (xx[None] * col(np.cos(g_ang)) + yy[None] * col(np.sin(g_ang)))
-    vignette = 1.0 - col(rng.uniform(0.0, 0.5, n)) * np.clip(np.hypot(xx, yy)[None] * 2 - 0.75, 0, None) ** 2
-    image = skin[:, :, None, None] * (light * vignette)[:, None]  # (N, 3, S, S)
-    image = image * (1 - alpha[:, None]) + lesion * (light * vignette)[:, None] * alpha[:, None]
-    # ---- hairs: thin dark curves, independent of the class
-    n_hairs = rng.poisson(hairs, n)
-    hair_rgb = np.array([0.16, 0.11, 0.09])[None, :, None, None]
-    for h in range(int(n_hairs.max()) if n else 0):
-        on = col((n_hairs > h).astype(np.float64))
-        a = rng.uniform(0, np.pi, n)
-        off = rng.uniform(-0.45, 0.45, n)
-        bend = rng.uniform(-0.8, 0.8, n)
-        along = xx[None] * col(np.cos(a)) + yy[None] * col(np.sin(a))
-        across = -xx[None] * col(np.sin(a)) + yy[None] * col(np.cos(a)) - col(off) - col(bend) * along**2
-        width = 0.7 / size
-        w = on * np.exp(-(across / width) ** 2) * 0.85  # (N, S, S)
-        image = image * (1 - w[:, None]) + hair_rgb * w[:, None]
-    image = image + rng.normal(0.0, 0.02, image.shape)
-    data = torch.from_numpy(np.clip(np.round(image * 255), 0, 255).astype(np.uint8))
-    return DMLDataset(data, labels, class_ids=np.arange(len(counts)),
-                      class_names=list(class_names) if class_names is not None else None,
-                      meta={"mask": mask, "severity": s.astype(np.float32)}, name="lesions")
-
-
-__all__ = ["ISIC_CLASSES", "ISIC_INFO", "PH2_CLASSES", "PH2_INFO", "RandomDihedral", "isic_check", "lesion_tensors",
-           "load_isic2016", "load_mask", "load_ph2", "make_lesions", "ph2_check", "read_isic2016", "read_ph2",
-           "read_ph2_txt"]
+__all__ = [
+    "ISIC_CLASSES",
+    "ISIC_INFO",
+    "PH2_CLASSES",
+    "PH2_INFO",
+    "RandomDihedral",
+    "isic_check",
+    "lesion_tensors",
+    "load_isic2016",
+    "load_mask",
+    "load_ph2",
+    "make_lesions",
+    "ph2_check",
+    "read_isic2016",
+    "read_ph2",
+    "read_ph2_txt",
+]

@@ -28,11 +28,14 @@ class SplitSource:
 
     ``by_class=True``: the train side is a set of classes, and validation is carved out as whole classes;
     ``False`` (e.g. Fashion-MNIST's official image split): validation is a random fraction of training samples.
+    ``groups``: optional per-sample group ids (e.g. Omniglot's alphabets); with ``by_class``, validation is then
+    carved out as whole groups (``val_fraction`` of the training groups) instead of whole classes.
     """
 
     dataset: DMLDataset
     train: np.ndarray
     by_class: bool = True
+    groups: np.ndarray | None = None
 
 
 def class_mask(labels: np.ndarray, class_ids: np.ndarray, keep: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -43,12 +46,16 @@ def class_mask(labels: np.ndarray, class_ids: np.ndarray, keep: Sequence[int] | 
 def first_classes(dataset: DMLDataset, train_classes: int | Sequence[int] | None = None) -> np.ndarray:
     """Train mask from ``train_classes``: a count (the first ones in sorted id order; default half) or ids."""
     ids = np.sort(dataset.class_ids)
+    name = f"{dataset.name!r} " if dataset.name else ""
+    if len(ids) < 2:
+        raise ValueError(f"dataset {name}has {len(ids)} class{'es' * (len(ids) != 1)}; a class-disjoint "
+                         "train/test split needs at least 2")
     if train_classes is None:
         train_classes = max(1, len(ids) // 2)
     if isinstance(train_classes, (int, np.integer)) and not isinstance(train_classes, bool):
         if not 1 <= train_classes < len(ids):
-            raise ValueError(f"train_classes must be between 1 and {len(ids) - 1} (there are {len(ids)} classes); "
-                             f"got {train_classes}")
+            raise ValueError(f"train_classes must be between 1 and {len(ids) - 1} for dataset {name}(it has "
+                             f"{len(ids)} classes, and each side of the split needs one); got {train_classes}")
         keep = ids[:train_classes]
     else:
         keep = np.asarray(list(train_classes))
@@ -111,7 +118,8 @@ def stratified_split(dataset: DMLDataset, *, test_fraction: float = 0.2, seed: i
 def apply_split(source: SplitSource, split: str, *, val_fraction: float = 0.2, seed: int = 0) -> DMLDataset:
     """The ``split`` of ``source``: ``"all"`` keeps everything (labels as loaded); ``"train"``/``"val"``/``"test"``
     are subsets with labels renumbered ``0 .. C-1``. ``"val"`` is carved from the train side (whole classes
-    when ``source.by_class``) and ``"train"`` excludes it; ``val_fraction=0`` gives no validation split."""
+    when ``source.by_class``, whole groups when ``source.groups`` is set too) and ``"train"`` excludes it;
+    ``val_fraction=0`` gives no validation split."""
     check_choice(split, SPLITS, "split")
     val_fraction = check_fraction(val_fraction, "val_fraction")
     ds, train = source.dataset, np.asarray(source.train, dtype=bool)
@@ -121,7 +129,11 @@ def apply_split(source: SplitSource, split: str, *, val_fraction: float = 0.2, s
         return ds.subset(~train, relabel=True, split="test")
     if split == "val" and val_fraction == 0:
         raise ValueError("split='val' needs val_fraction > 0 (val_fraction=0 puts every training class in 'train')")
-    if source.by_class:
+    if source.by_class and source.groups is not None:
+        groups = np.asarray(source.groups)
+        _, val_groups = carve_val_classes(np.unique(groups[train]), val_fraction=val_fraction, seed=seed)
+        val = train & np.isin(groups, val_groups)
+    elif source.by_class:
         _, val_ids = carve_val_classes(np.unique(ds.class_ids[ds.labels[train]]), val_fraction=val_fraction, seed=seed)
         val = train & class_mask(ds.labels, ds.class_ids, val_ids)
     else:

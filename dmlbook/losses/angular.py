@@ -34,14 +34,14 @@ class AngularLoss(MetricLoss):
     constraint (on the unit sphere, ``4t²(s_an + s_pn) − 2(1 + t²)s_ap ≤ 6t² − 2``); softmax losses never drop a
     pair, so these still carry a small gradient.
 
-    Args:
+    Args (keyword-only):
         alpha: α, the angle bound in degrees, in (0, 90).
     """
 
     matrix_kind = "similarity"
     method = "angular"
 
-    def __init__(self, alpha: float = 40.0) -> None:
+    def __init__(self, *, alpha: float = 40.0) -> None:
         super().__init__()
         self.alpha = check_positive(alpha, "alpha")
         if not self.alpha < 90.0:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_embeddings_labels
+from .._checks import check_embeddings_labels, check_real
 from ..distances import cosine_similarity_matrix, label_masks, pairwise_distances
 from ..mining import PairWeights
 
 __all__ = ["LossDetails", "LossResult", "MetricLoss", "Pairs", "mean_of_nonzero", "zero_loss"]
-__all__ += ["count", "known_gradient"]
+__all__ += ["check_loss_input", "check_margin", "count", "known_gradient"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,27 @@ class LossDetails:
     pair_gradient: Tensor
     matrix: Tensor
     matrix_kind: str
+
+
+def check_loss_input(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The ``(embeddings, labels)`` every loss takes, checked, with the labels as int64 on the embeddings' device.
+
+    Any integer dtype is accepted for the labels (int32, uint8, ...): torch's cross-entropy, ``gather`` and
+    indexing want int64 (a uint8 index would even be read as a boolean mask), so they are converted here, once,
+    for every loss.
+    """
+    embeddings, labels = check_embeddings_labels(embeddings, labels)
+    return embeddings, labels if labels.dtype == torch.int64 else labels.long()
+
+
+def check_margin(value: float, name: str, *, why: str = "it is a margin on distances, which are never negative"
+                 ) -> float:
+    """A margin: a finite number >= 0. Raises ValueError naming ``name`` and saying ``why`` a negative one makes
+    no sense."""
+    value = check_real(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 ({why}); got {value}")
+    return value
 
 
 def zero_loss(reference: Tensor) -> Tensor:
@@ -133,7 +154,7 @@ class MetricLoss(nn.Module):
         return Pairs(matrix, positive, negative, embeddings, labels)
 
     def forward(self, embeddings: Tensor, labels: Tensor, **extra) -> Tensor:  # type: ignore[override]
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         matrix = self._matrix(embeddings, symmetric=self.symmetric_pair_gradient)  # (B, B)
         return self.compute(self._pairs(embeddings, labels, matrix), details=False, **extra).loss
 
@@ -142,7 +163,7 @@ class MetricLoss(nn.Module):
 
     def details(self, embeddings: Tensor, labels: Tensor, **extra) -> LossDetails:
         """Evaluate the loss on a detached copy of the batch and report its weights and per-pair gradient."""
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         embeddings = embeddings.detach()
         with torch.enable_grad():
             matrix = self._matrix(embeddings).detach().requires_grad_(True)

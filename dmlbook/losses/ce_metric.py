@@ -10,8 +10,7 @@ trained by the cross-entropy also gives the class-aware attention, so its logits
 DeMAL-CNN (He et al. 2022; its reconstructed triplet form is :class:`~dmlbook.losses.hybrid.HybridTripletLoss`),
 and the dysarthric-speech recogniser of Takashima, Takashima, Takiguchi & Ariki (*Dysarthric Speech Recognition
 Based on Deep Metric Learning*, Interspeech 2020), which adds a metric-learning term to word classification.
-Their exact loss, weights and network are not known here (``shared/docs/algorithms.md`` §5): this generic sum is
-our reconstruction. ``metric=None`` is plain cross-entropy, the baseline every such comparison needs, and all
+Their exact loss, weights and network are not known here: this generic sum is our reconstruction. ``metric=None`` is plain cross-entropy, the baseline every such comparison needs, and all
 variants then share the same classifier, so an ablation changes only the metric term.
 
 The classifier sees the raw embeddings (not normalised); the metric losses normalise inside.
@@ -23,8 +22,9 @@ import inspect
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_class_range, check_embeddings_labels, check_fraction, check_positive
+from .._checks import check_class_range, check_fraction, check_positive
 from ..models.heads import LinearClassifier
+from .base import check_loss_input
 
 __all__ = ["HybridLoss"]
 
@@ -95,7 +95,7 @@ class HybridLoss(nn.Module):
         return self.logits(embeddings).argmax(dim=1)  # (B,)
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         check_class_range(labels, self.num_classes, "labels")
         logits = self.classifier(embeddings)  # (B, C)
         ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)

@@ -2,7 +2,7 @@
 
 Gong, Zhong, Hu & Hua, *Joint Learning of the Center Points and Deep Metrics for Land-Use Classification in Remote
 Sensing*, Remote Sensing 11(1):76, 2019 (doi 10.3390/rs11010076). No code was published and the paper's equations
-could not be read here: the objective below is the reconstruction of ``shared/docs/algorithms.md`` §2.2, built from
+could not be read here: the objective below is our reconstruction, built from
 the abstract (joint supervision of cross-entropy and a "center-based structured metric"; class centres learned
 during training; "decrease the variance between each feature and its centre, increase the variance between
 centres") and the authors' earlier use of the lifted structured loss.
@@ -17,14 +17,12 @@ from .._checks import (
     check_choice,
     check_class_range,
     check_embeddings,
-    check_embeddings_labels,
     check_fraction,
     check_int,
     check_positive,
-    check_real,
 )
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs
+from .base import LossResult, MetricLoss, Pairs, check_loss_input
 from .lifted import LiftedStructureLoss
 
 CENTRE_UPDATES = ("learn", "ema")
@@ -56,14 +54,14 @@ class CentreStructuredLoss(MetricLoss):
         L       = w_CE L_CE + λ₁ L_SM + λ₂ L_intra + λ₃ L_inter
 
     ``L_SM`` is :class:`~dmlbook.losses.LiftedStructureLoss` (Oh Song et al., CVPR 2016) over ordered positive
-    pairs ``P``. ``algorithms.md`` writes the centre part as ``λ₂(L_intra + γ L_inter)``; here ``λ₃ = λ₂γ`` is a
+    pairs ``P``. A single centre weight, ``λ₂(L_intra + γ L_inter)``, is the natural reading; here ``λ₃ = λ₂γ`` is a
     separate weight so that each of the four terms can be switched off (weight 0) for an ablation.
 
     What is reconstructed **[INFERRED, not from the paper]**: the lifted-structure form of the "structured metric",
     the squared-distance centre terms, the hinge form of ``L_inter`` and its margin ``τ``, and every default value
-    (``m⁻ = 1``, ``m⁺ = 0``, ``λ₁ = 1``, ``λ₂ = λ₃ = 0.01`` follow algorithms.md's suggested starting point;
+    (``m⁻ = 1``, ``m⁺ = 0``, ``λ₁ = 1``, ``λ₂ = λ₃ = 0.01``, of the order of centre loss's weight, Wen et al. 2016;
     ``τ = 2`` is the squared distance of two orthogonal unit vectors, a natural scale for centres of unit-norm
-    features, where algorithms.md suggests a multiple of the initial centre distance). The paper may define the
+    features; a multiple of the initial centre distance would be another choice). The paper may define the
     centre term inside the structured loss instead.
 
     Class centres (``self.centres``, (C, D), initialised as random unit vectors):
@@ -81,7 +79,7 @@ class CentreStructuredLoss(MetricLoss):
     :meth:`details` reports the lifted term's per-pair weights. :meth:`logits` and :meth:`predict` classify
     embeddings with the classifier or by the nearest centre.
 
-    Args:
+    Args (keyword-only):
         num_classes: C, the number of classes (labels must lie in ``0 .. C−1``).
         embedding_dim: D, the embedding size.
         ce_weight: ``w_CE``, weight of the cross-entropy (point-wise term).
@@ -101,9 +99,9 @@ class CentreStructuredLoss(MetricLoss):
 
     def __init__(
         self,
+        *,
         num_classes: int,
         embedding_dim: int,
-        *,
         ce_weight: float = 1.0,
         lifted_weight: float = 1.0,
         intra_weight: float = 0.01,
@@ -128,8 +126,7 @@ class CentreStructuredLoss(MetricLoss):
         self.inter_margin = check_positive(inter_margin, "inter_margin")
         self.centre_update = check_choice(centre_update, CENTRE_UPDATES, "centre_update")
         self.centre_rate = check_fraction(centre_rate, "centre_rate")
-        self.lifted = LiftedStructureLoss(neg_margin=check_real(neg_margin, "neg_margin"),
-                                          pos_margin=check_real(pos_margin, "pos_margin"))
+        self.lifted = LiftedStructureLoss(neg_margin=neg_margin, pos_margin=pos_margin)  # checks the margins
         self.classifier = nn.Linear(embedding_dim, num_classes)
         init = F.normalize(torch.randn(num_classes, embedding_dim), dim=1)  # (C, D) random unit vectors
         if self.centre_update == "learn":
@@ -179,7 +176,7 @@ class CentreStructuredLoss(MetricLoss):
         return torch.stack([self.term_weights[k] * terms[k] for k in TERMS if self.term_weights[k] != 0]).sum()
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         self._check_batch(embeddings, labels)
         terms, updated, _ = self._terms(self._pairs(embeddings, labels))
         self.last_terms = {k: v.detach() for k, v in terms.items()}
@@ -198,7 +195,7 @@ class CentreStructuredLoss(MetricLoss):
 
     def terms(self, embeddings: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """The four unweighted terms ``{"ce", "lifted", "intra", "inter"}`` of a batch (no centre update)."""
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         self._check_batch(embeddings, labels)
         return self._terms(self._pairs(embeddings, labels))[0]
 
@@ -207,7 +204,7 @@ class CentreStructuredLoss(MetricLoss):
         """Set each class's centre to the mean of its normalised embeddings ``f̂`` (e.g. of the whole training set
         under the initial model, so that training does not start from random centres); classes without samples
         keep their centre. Returns the new centres (C, D)."""
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         self._check_batch(embeddings, labels)
         x = self._normalized(embeddings)  # (N, D)
         counts = torch.bincount(labels, minlength=self.num_classes)  # (C,)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_real
 from ..distances import as_float
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs, count
+from .base import LossResult, MetricLoss, Pairs, check_margin, count
 
 
 class ContrastiveLoss(MetricLoss):
@@ -16,18 +15,28 @@ class ContrastiveLoss(MetricLoss):
     ``AvgNonZeroReducer``); a half with no non-zero term contributes 0. Equal to PML 2.9's
     ``ContrastiveLoss()`` at the defaults. Distances are not squared.
 
-    Args:
-        pos_margin: m⁺, positives closer than this cost nothing.
-        neg_margin: m⁻, negatives farther than this cost nothing.
+    Args (keyword-only):
+        pos_margin: m⁺ ≥ 0, positives closer than this cost nothing.
+        neg_margin: m⁻ ≥ m⁺, negatives farther than this cost nothing.
+
+    Distances are never negative, so a negative margin is refused (a negative m⁺ would make every positive pair
+    count, however close; a negative m⁻ would switch the negative term off). ``m⁺ > m⁻`` asks positives to sit
+    farther apart than negatives and is refused too; ``m⁺ = m⁻`` (one threshold for both sides) is degenerate
+    but allowed, as in PML.
     """
 
     method = "none"
     symmetric_pair_gradient = True  # c_ij = c_ji: both orders of a pair are treated alike
 
-    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
+    def __init__(self, *, pos_margin: float = 0.0, neg_margin: float = 1.0) -> None:
         super().__init__()
-        self.pos_margin = check_real(pos_margin, "pos_margin")
-        self.neg_margin = check_real(neg_margin, "neg_margin")
+        self.pos_margin = check_margin(pos_margin, "pos_margin")
+        self.neg_margin = check_margin(neg_margin, "neg_margin")
+        if self.pos_margin > self.neg_margin:
+            raise ValueError(
+                f"pos_margin ({self.pos_margin}) must not exceed neg_margin ({self.neg_margin}): positives would "
+                "be allowed to sit farther apart than negatives must be"
+            )
 
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
         # With the active pairs fixed the loss is linear in d: L = Σ c_ij d_ij + const, c = ±1/(active count).

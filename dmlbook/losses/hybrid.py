@@ -2,10 +2,10 @@
 
 He, Wang, Zhao, Yao, *Deep metric attention learning for skin lesion classification in dermoscopy images*
 (DeMAL-CNN), Complex & Intelligent Systems 8, 2022 (doi 10.1007/s40747-021-00587-4). The abstract (the only
-part seen, ``shared/docs/algorithms.md`` §3) says: three weight-shared embedding networks take a triplet
+part seen here) says: three weight-shared embedding networks take a triplet
 (anchor, positive, negative), a triplet loss acts on their embeddings, three weight-shared classification layers
 predict the classes, and the training loss is the "hybrid loss" = triplet loss + classification loss. No code is
-public; the equations below are **reconstructed** (algorithms.md §3.2), and so are the defaults (squared
+public; the equations below are **our reconstruction**, and so are the defaults (squared
 distances between L2-normalised embeddings, margin 0.2, equal weights, batch-hard mining).
 """
 from __future__ import annotations
@@ -15,14 +15,13 @@ from torch import Tensor
 
 from .._checks import (
     check_class_range,
-    check_embeddings_labels,
     check_flag,
     check_int,
     check_logits,
     check_positive,
 )
 from ..models.heads import LinearClassifier
-from .base import LossResult, MetricLoss, Pairs
+from .base import LossResult, MetricLoss, Pairs, check_loss_input
 from .triplet import TRIPLET_MINING, TripletMarginLoss
 
 
@@ -31,8 +30,8 @@ class HybridTripletLoss(MetricLoss):
 
     On a batch ``{(x_i, y_i)}`` with embeddings ``e_i`` (the network's raw output) and ``ê_i = e_i / ||e_i||``:
 
-    * triplet term on the L2-normalised embeddings, with ``δ_ij = ||ê_i − ê_j||²`` (``squared=True``, the
-      reconstruction in algorithms.md §3.2) or ``||ê_i − ê_j||``::
+    * triplet term on the L2-normalised embeddings, with ``δ_ij = ||ê_i − ê_j||²`` (``squared=True``, our
+      reconstruction) or ``||ê_i − ê_j||``::
 
           L_tri = mean_{(a,p,n) mined, ℓ>0} [δ_ap − δ_an + m]₊
 
@@ -45,8 +44,8 @@ class HybridTripletLoss(MetricLoss):
           L_ce = (1/B) Σ_i −log softmax(W e_i + b)_{y_i}       (W e_i on ê_i when normalize_classifier_input)
 
     Mining inside a P x K batch replaces the paper's explicit (anchor, positive, negative) inputs; batch-hard
-    mining with PML's ``TripletMarginLoss`` + ``BatchHardMiner`` is the efficient equivalent suggested in
-    algorithms.md §3.2. At inference the prediction is ``softmax(W e + b)`` of a single branch
+    mining with PML's ``TripletMarginLoss`` + ``BatchHardMiner`` is the efficient equivalent of those
+    explicit triplets. At inference the prediction is ``softmax(W e + b)`` of a single branch
     (:meth:`predict_proba`).
 
     The logits come from the loss's own classifier (``num_classes`` and ``embedding_dim`` given: a
@@ -54,7 +53,7 @@ class HybridTripletLoss(MetricLoss):
     optimiser, as :func:`dmlbook.train.fit` does) or from the caller (``loss_fn(emb, labels, logits=...)``, e.g.
     from a classification head of the model).
 
-    Args:
+    Args (keyword-only):
         margin: m of the triplet term (on squared distances of unit vectors ``δ ∈ [0, 4]``).
         triplet_weight: w_tri (0 gives cross-entropy alone, the "without triplet" ablation).
         ce_weight: w_ce (0 gives the triplet loss alone; the classifier then does not train).
@@ -72,6 +71,7 @@ class HybridTripletLoss(MetricLoss):
 
     def __init__(
         self,
+        *,
         margin: float = 0.2,
         triplet_weight: float = 1.0,
         ce_weight: float = 1.0,
@@ -105,7 +105,7 @@ class HybridTripletLoss(MetricLoss):
         return pairwise_distances(embeddings, squared=self.squared, symmetric_grad=symmetric)  # (B, B) δ_ij
 
     def forward(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         matrix = self._matrix(embeddings) if self.triplet_weight > 0 else None  # (B, B)
         return self.compute(self._pairs(embeddings, labels, matrix), details=False, logits=logits).loss
 

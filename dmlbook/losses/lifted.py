@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_real
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs, zero_loss
+from .base import LossResult, MetricLoss, Pairs, check_margin, zero_loss
 
 
 class LiftedStructureLoss(MetricLoss):
@@ -18,15 +17,15 @@ class LiftedStructureLoss(MetricLoss):
     Per-pair weights in :meth:`details`: ``[J_ij]₊`` on positive pairs (how hard the pair is) and, on negative
     pairs, the gradient share ``|∂L/∂d|``.
 
-    Args:
-        neg_margin: m⁻.
-        pos_margin: m⁺.
+    Args (keyword-only):
+        neg_margin: m⁻ ≥ 0.
+        pos_margin: m⁺ ≥ 0.
     """
 
-    def __init__(self, neg_margin: float = 1.0, pos_margin: float = 0.0) -> None:
+    def __init__(self, *, neg_margin: float = 1.0, pos_margin: float = 0.0) -> None:
         super().__init__()
-        self.neg_margin = check_real(neg_margin, "neg_margin")
-        self.pos_margin = check_real(pos_margin, "pos_margin")
+        self.neg_margin = check_margin(neg_margin, "neg_margin")
+        self.pos_margin = check_margin(pos_margin, "pos_margin")
 
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
         d = pairs.matrix  # (B, B)

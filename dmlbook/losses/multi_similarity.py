@@ -28,7 +28,7 @@ class MultiSimilarityLoss(MetricLoss):
     The per-pair weights in :meth:`details` are the paper's soft weights ``∂L_i/∂s_ij``:
     ``w⁺_ip = e^{−α(s_ip−λ)} / (1 + Σ_k e^{−α(s_ik−λ)})`` and ``w⁻_in = e^{β(s_in−λ)} / (1 + Σ_k e^{β(s_ik−λ)})``.
 
-    Args:
+    Args (keyword-only):
         alpha: α, the positive scale.
         beta: β, the negative scale.
         base: λ, the similarity margin.
@@ -38,7 +38,7 @@ class MultiSimilarityLoss(MetricLoss):
     matrix_kind = "similarity"
 
     def __init__(
-        self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, mining_epsilon: float | None = None
+        self, *, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, mining_epsilon: float | None = None
     ) -> None:
         super().__init__()
         self.alpha = check_positive(alpha, "alpha")

@@ -62,14 +62,14 @@ class NPairsLoss(MetricLoss):
     negative, and ``1 − p(positive)`` on the positive pair. Softmax losses never drop a pair; ``num_trivial``
     counts the satisfied anchors, whose positive already outranks every negative.
 
-    Args:
+    Args (keyword-only):
         negatives: ``"pairs"`` (the other pairs' positives, PML) or ``"all"`` (the anchor's negative pairs).
     """
 
     matrix_kind = "similarity"
     method = "npairs"
 
-    def __init__(self, negatives: str = "pairs") -> None:
+    def __init__(self, *, negatives: str = "pairs") -> None:
         super().__init__()
         self.negatives = check_choice(negatives, NPAIRS_NEGATIVES, "negatives")
 

@@ -1,7 +1,8 @@
 """Weighted contrastive loss with online soft mining and class-aware attention (OSM + CAA).
 
 Wang, Hua, Kodirov, Hu & Robertson, *Deep Metric Learning by Online Soft Mining and Class-Aware Attention*,
-AAAI 2019 (arXiv 1811.01459). See ``shared/docs/algorithms.md`` §1 for the paper-versus-code comparison.
+AAAI 2019 (arXiv 1811.01459), and its official Caffe code (commit ``d0bdc82``), whose differences from the paper
+are the ``variant="official"`` option below.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from torch import Tensor
 from .._checks import (
     check_choice,
     check_class_range,
-    check_embeddings_labels,
     check_fraction,
     check_logits,
     check_positive,
@@ -28,7 +28,7 @@ from ..attention import (
 )
 from ..distances import as_float, normalized_pairwise_distances
 from ..mining import PairWeights, osm_positive_weights, osm_weights
-from .base import LossResult, MetricLoss, Pairs, known_gradient
+from .base import LossResult, MetricLoss, Pairs, check_loss_input, known_gradient
 
 OSM_VARIANTS = ("paper", "official")
 
@@ -62,6 +62,8 @@ class OSMCAALoss(MetricLoss):
     The logits come from the caller (``loss_fn(emb, labels, logits=...)``), or — when ``num_classes`` and
     ``embedding_dim`` are given — from the loss's own linear classifier on the normalised embeddings, whose
     cross-entropy is then added to the loss so that it trains (put the loss's parameters in the optimiser).
+    The own classifier runs in its parameters' dtype (float32 under float16 or bfloat16 embeddings) and the loss
+    comes out in the embeddings' dtype, like every other loss.
 
     ``variant="official"`` reproduces the official Caffe code instead (commit ``d0bdc82``): Gaussian positive kernel
     ``exp(−d²/(2σ²))`` and the whole metric term divided by the number of unordered pairs ``B(B−1)/2`` (the weighted
@@ -69,7 +71,7 @@ class OSMCAALoss(MetricLoss):
     :meth:`official` does. The official code also applies Gaussian-weighted cross-entropy on three heads, which is
     not reproduced here.
 
-    Args:
+    Args (keyword-only):
         sigma_osm: σ of the positive kernel.
         margin: α, the negative margin.
         lam: λ, the weight of the negative term.
@@ -85,6 +87,7 @@ class OSMCAALoss(MetricLoss):
 
     def __init__(
         self,
+        *,
         sigma_osm: float = 0.8,
         margin: float = 1.2,
         lam: float = 0.5,
@@ -120,7 +123,7 @@ class OSMCAALoss(MetricLoss):
         return cls(variant="official", **kwargs)
 
     def forward(self, embeddings: Tensor, labels: Tensor, logits: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        embeddings, labels = check_embeddings_labels(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
         # one normalisation for the distances and the own classifier; the pair gradient is symmetric
         normalized, d = normalized_pairwise_distances(
             embeddings, symmetric_grad=self.symmetric_pair_gradient
@@ -138,13 +141,20 @@ class OSMCAALoss(MetricLoss):
         if self.classifier is not None:
             if logits is not None:
                 raise ValueError("this OSMCAALoss has its own classifier (num_classes=...); do not also pass logits")
-            check_class_range(pairs.labels, self.classifier.classifier.out_features, "labels")
+            linear = self.classifier.classifier
+            check_class_range(pairs.labels, linear.out_features, "labels")
+            if pairs.embeddings.shape[1] != linear.in_features:
+                raise ValueError(f"embeddings must have {linear.in_features} columns (embedding_dim of the loss's "
+                                 f"own classifier); got {pairs.embeddings.shape[1]}")
+            # the classifier runs in its own dtype (e.g. float32 under float16/bfloat16 embeddings); the
+            # attention and the cross-entropy are cast back to the embeddings' dtype by the caller
+            dtype = linear.weight.dtype
             if normalized is None:
                 inputs = pairs.embeddings.detach() if self.detach_classifier else pairs.embeddings  # (B, D)
-                attention, own_logits = self.classifier(inputs, pairs.labels)  # (B,), (B, C)
+                attention, own_logits = self.classifier(inputs.to(dtype), pairs.labels)  # (B,), (B, C)
             else:  # the module's forward on embeddings already normalised (it would normalise them again)
                 inputs = normalized.detach() if self.detach_classifier else normalized  # (B, D)
-                own_logits = self.classifier.classifier(inputs)  # (B, C)
+                own_logits = linear(inputs.to(dtype))  # (B, C)
                 # one log-softmax serves both: the cross-entropy and p(y_i | x_i) for the attention
                 log_p = F.log_softmax(own_logits, dim=1).gather(1, pairs.labels.unsqueeze(1)).squeeze(1)  # (B,)
                 prob = log_p.detach().exp() if self.detach_weights else log_p.exp()  # (B,)
@@ -167,6 +177,7 @@ class OSMCAALoss(MetricLoss):
     ) -> LossResult:
         d = pairs.matrix  # (B, B)
         attention, ce = self._attention(pairs, logits, normalized)  # (B,)
+        ce = None if ce is None else ce.to(d.dtype)  # 0-dim, in the embeddings' dtype like the metric term
         if self.detach_weights and not details:
             loss = self._fast_loss(d, pairs, attention)
             return LossResult(loss if ce is None else loss + ce)

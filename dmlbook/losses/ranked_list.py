@@ -5,9 +5,9 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_fraction, check_positive, check_real
-from ..distances import l2_normalize
+from ..distances import l2_normalize, pairwise_distances, same_label
 from ..mining import PairWeights
-from .base import LossResult, MetricLoss, Pairs
+from .base import LossResult, MetricLoss, Pairs, check_loss_input, known_gradient
 
 RLL_VARIANTS = ("paper", "official")
 
@@ -37,7 +37,9 @@ class RankedListLoss(MetricLoss):
 
     ``alpha=None`` gives the TPAMI paper's "RLL-Simpler" ``α = 1 + m/2`` (and ``T_p = 0``, ``λ = 0.5``: the
     defaults). Gradients flow through the weights and each denominator carries PML's ``+1e-5`` per batch entry,
-    so that this equals PML 2.9's ``RankedListLoss(margin, Tn)``.
+    so that this equals PML 2.9's ``RankedListLoss(margin, Tn)``. Its gradient ``∂L/∂d`` has a closed form (the
+    weights' own derivative included, see ``_paper``), which the backward pass applies in one B×B pass instead of
+    autograd's chain through the masks, exponentials and ratios.
 
     Two variants of the same mining and weights (Wang, Hua, Kodirov & Robertson, TPAMI; the released Caffe layer
     ``DistanceWeightedValidPairLossV12`` of the TPAMI-era code):
@@ -74,6 +76,7 @@ class RankedListLoss(MetricLoss):
 
     def __init__(
         self,
+        *,
         margin: float = 0.4,
         Tn: float = 10.0,
         imbalance: float = 0.5,
@@ -89,19 +92,30 @@ class RankedListLoss(MetricLoss):
         self.alpha = 1.0 + self.margin / 2.0 if alpha is None else check_real(alpha, "alpha")
         self.variant = check_choice(variant, RLL_VARIANTS, "variant")
 
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
+        if self.variant == "official":
+            return super().forward(embeddings, labels)
+        embeddings, labels = check_loss_input(embeddings, labels)
+        d = pairwise_distances(embeddings)  # (B, B)
+        with torch.no_grad():
+            loss, grad, _, _ = self._paper(d, same_label(labels, d.dtype))
+        return known_gradient(loss, d, grad)
+
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
         d = pairs.matrix  # (B, B)
         inner = self.alpha - self.margin  # the positive boundary α − m
         pos_star = pairs.positive & (d > inner)  # (B, B) P*
         neg_star = pairs.negative & (d < self.alpha) & (d > 0)  # (B, B) N*
-        ninf = torch.full_like(d, float("-inf"))
-        w_pos = torch.exp(torch.where(pos_star, self.Tp * (d - inner), ninf))  # (B, B)
-        w_neg = torch.exp(torch.where(neg_star, self.Tn * (self.alpha - d), ninf))  # (B, B)
         if self.variant == "official":
-            loss = self._official(pairs, w_pos.detach(), w_neg.detach(), pos_star, neg_star, details)
-            w_pos, w_neg = w_pos.detach(), w_neg.detach()
+            ninf = torch.full_like(d, float("-inf"))
+            with torch.no_grad():  # constants in this variant
+                w_pos = torch.exp(torch.where(pos_star, self.Tp * (d - inner), ninf))  # (B, B)
+                w_neg = torch.exp(torch.where(neg_star, self.Tn * (self.alpha - d), ninf))  # (B, B)
+            loss = self._official(pairs, w_pos, w_neg, pos_star, neg_star, details)
         else:
-            loss = self._paper(d, w_pos, w_neg)
+            with torch.no_grad():
+                value, grad, w_pos, w_neg = self._paper(d, same_label(pairs.labels, d.dtype))
+            loss = known_gradient(value, d, grad)
         if not details:
             return LossResult(loss)
         candidates = int(pairs.positive.sum() + pairs.negative.sum())
@@ -109,12 +123,48 @@ class RankedListLoss(MetricLoss):
         weights = PairWeights(self.method, w_pos.detach(), w_neg.detach(), trivial, candidates, "pair")
         return LossResult(loss, weights)
 
-    def _paper(self, d: Tensor, w_pos: Tensor, w_neg: Tensor) -> Tensor:
-        inner = self.alpha - self.margin
-        pad = self.eps * d.shape[1]
-        loss_p = (w_pos * (d - inner)).sum(dim=1) / (w_pos.sum(dim=1) + pad)  # (B,)
-        loss_n = (w_neg * (self.alpha - d)).sum(dim=1) / (w_neg.sum(dim=1) + pad)  # (B,)
-        return ((1.0 - self.imbalance) * loss_p + self.imbalance * loss_n).mean()
+    def _paper(self, d: Tensor, same: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Value, ``∂L/∂d`` (B, B) and the weights ``w⁺``, ``w⁻`` (B, B) of the paper variant, in closed form.
+
+        ``same`` is the (B, B) 0/1 same-label matrix (diagonal included). With ``u = d − (α − m)``,
+        ``v = α − d``, ``Z^±_i = Σ_j w^± + 1e-5·B`` and the query's terms ``L_P(i)``, ``L_N(i)``::
+
+            ∂L/∂d_ij = 1/B [ (1 − λ) w⁺_ij/Z⁺_i (1 + T_p (u_ij − L_P(i))) − λ w⁻_ij/Z⁻_i (1 + T_n (v_ij − L_N(i))) ]
+
+        (the weights' own derivative included, as autograd would give it). Masks are 0/1 floats: a CPU takes
+        slow paths on bool tensors.
+        """
+        b = d.shape[0]
+        inner = self.alpha - self.margin  # the positive boundary α − m
+        pad = self.eps * b
+        w_pos = torch.gt(d, inner, out=torch.empty_like(d)).mul_(same)  # (B, B) P*: positives beyond α − m
+        w_pos.diagonal().zero_()
+        w_neg = torch.lt(d, self.alpha, out=torch.empty_like(d))  # (B, B) d < α
+        w_neg.addcmul_(w_neg, same, value=-1.0)  # (B, B) of another class: N* (with d > 0, below)
+        w_neg.mul_(torch.gt(d, 0.0, out=torch.empty_like(d)))  # coincident points have no direction: left out
+        v = torch.rsub(d, self.alpha)  # (B, B) α − d
+        w_neg.mul_(torch.mul(v, self.Tn).exp_())  # (B, B) w⁻ = e^{T_n (α − d)} on N*
+        if self.Tp != 0.0:
+            w_pos.mul_(torch.sub(d, inner).mul_(self.Tp).exp_())  # (B, B) w⁺ = e^{T_p (d − (α − m))} on P*
+        z_pos = w_pos.sum(dim=1).add_(pad)  # (B,) Z⁺
+        z_neg = w_neg.sum(dim=1).add_(pad)  # (B,) Z⁻
+        loss_p = (torch.linalg.vecdot(w_pos, d) - inner * (z_pos - pad)) / z_pos  # (B,) L_P
+        loss_n = torch.linalg.vecdot(w_neg, v) / z_neg  # (B,) L_N
+        lam = self.imbalance
+        value = ((1.0 - lam) * loss_p + lam * loss_n).mean()
+        # negatives: −λ/(B Z⁻) w⁻ (1 − T_n L_N + T_n v)
+        c_neg = -lam / (b * z_neg)  # (B,)
+        grad = torch.addcmul((c_neg * (1.0 - self.Tn * loss_n)).unsqueeze(1), v, (c_neg * self.Tn).unsqueeze(1))
+        grad.mul_(w_neg)  # (B, B)
+        # positives: (1 − λ)/(B Z⁺) w⁺ (1 − T_p L_P + T_p u), u = d − (α − m)
+        c_pos = (1.0 - lam) / (b * z_pos)  # (B,)
+        if self.Tp == 0.0:
+            grad.addcmul_(w_pos, c_pos.unsqueeze(1))
+        else:
+            slope = torch.addcmul((c_pos * (1.0 - self.Tp * (loss_p + inner))).unsqueeze(1), d,
+                                  (c_pos * self.Tp).unsqueeze(1))  # (B, B) c (1 − T_p L_P + T_p (d − inner))
+            grad.addcmul_(w_pos, slope)
+        return value, grad, w_pos, w_neg
 
     def _official(
         self, pairs: Pairs, w_pos: Tensor, w_neg: Tensor, pos_star: Tensor, neg_star: Tensor, details: bool

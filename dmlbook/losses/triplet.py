@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_choice, check_real
+from .._checks import check_choice
 from ..mining import PairWeights, hardest_triplets, triplet_counts
-from .base import LossResult, MetricLoss, Pairs, mean_of_nonzero, zero_loss
+from .base import LossResult, MetricLoss, Pairs, check_margin, mean_of_nonzero, zero_loss
 
 TRIPLET_MINING = ("all", "batch_hard", "semi_hard")
+TRIPLET_REDUCTIONS = ("nonzero", "mean")
 
 
 class TripletMarginLoss(MetricLoss):
@@ -20,20 +21,34 @@ class TripletMarginLoss(MetricLoss):
     * ``"semi_hard"``: triplets with ``d_ap < d_an ≤ d_ap + m`` — with PML's
       ``TripletMarginMiner(margin, type_of_triplets="semihard")``.
 
-    The mean runs over the non-zero terms (PML's ``AvgNonZeroReducer``). ``"all"`` and ``"semi_hard"`` never form
-    the B×B×B triplet tensor: ``Σ_active (d_ap − d_an + m) = Σ_{a,p} c_ap d_ap − Σ_{a,n} c_an d_an + m·C`` with
-    ``c`` the number of active triplets that use each pair (counted by sorting, :func:`dmlbook.mining.triplet_counts`)
-    and ``C`` the number of active triplets; the counts are piecewise constant, so the gradient is exact too.
+    Reduction:
 
-    Args:
-        margin: m.
+    * ``"nonzero"`` (default): the mean over the triplets with a non-zero loss (PML's ``AvgNonZeroReducer``,
+      its default for this loss);
+    * ``"mean"``: the mean over every mined triplet, the zero-loss ones included (PML's ``MeanReducer``):
+      ``L = 1/T Σ_{(a,p,n) mined} [d_ap − d_an + m]₊`` with T the number of mined triplets — every triplet of the
+      batch for ``"all"`` (the plain triplet loss of Weinberger & Saul and Schroff et al., whose easy triplets
+      dilute the gradient, the effect that motivated mining), one per anchor for ``"batch_hard"``. The
+      semi-hard triplets all have a positive loss but for exact ties ``d_an = d_ap + m``, so for
+      ``"semi_hard"`` both reductions divide by the number of active semi-hard triplets.
+
+    ``"all"`` and ``"semi_hard"`` never form the B×B×B triplet tensor:
+    ``Σ_active (d_ap − d_an + m) = Σ_{a,p} c_ap d_ap − Σ_{a,n} c_an d_an + m·C`` with ``c`` the number of active
+    triplets that use each pair (counted by sorting, :func:`dmlbook.mining.triplet_counts`) and ``C`` the number
+    of active triplets; the counts are piecewise constant, so the gradient is exact too.
+
+    Args (keyword-only):
+        margin: m ≥ 0.
         mining: ``"all"``, ``"batch_hard"`` or ``"semi_hard"``.
+        reduction: ``"nonzero"`` or ``"mean"``.
     """
 
-    def __init__(self, margin: float = 0.05, mining: str = "all") -> None:
+    def __init__(self, *, margin: float = 0.05, mining: str = "all", reduction: str = "nonzero") -> None:
         super().__init__()
-        self.margin = check_real(margin, "margin")
+        why = "a negative margin accepts a negative that is closer to the anchor than the positive"
+        self.margin = check_margin(margin, "margin", why=why)
         self.mining = check_choice(mining, TRIPLET_MINING, "mining")
+        self.reduction = check_choice(reduction, TRIPLET_REDUCTIONS, "reduction")
         self.method = "none" if mining == "all" else mining
 
     def compute(self, pairs: Pairs, *, details: bool) -> LossResult:
@@ -47,8 +62,11 @@ class TripletMarginLoss(MetricLoss):
         if int(active) == 0:
             loss = zero_loss(d)
         else:
-            coef = (per_pos - per_neg).to(d.dtype) / active  # (B, B) ∂L/∂d_ij
-            loss = (coef * d).sum() + self.margin
+            # the mean over all triplets divides the same sum by T instead of C ("semi_hard": mined = active)
+            over_all = self.reduction == "mean" and self.mining == "all"
+            denominator = num_triplets if over_all else active
+            coef = (per_pos - per_neg).to(d.dtype) / denominator  # (B, B) ∂L/∂d_ij
+            loss = (coef * d).sum() + (self.margin * int(active) / num_triplets if over_all else self.margin)
         if not details:
             return LossResult(loss)
         trivial = num_triplets - int(active)
@@ -64,7 +82,7 @@ class TripletMarginLoss(MetricLoss):
             loss, hinge = zero_loss(d), d.new_zeros(0)
         else:
             hinge = (d[anchor, pos] - d[anchor, neg] + self.margin).relu()  # (A,)
-            loss = mean_of_nonzero(hinge)
+            loss = mean_of_nonzero(hinge) if self.reduction == "nonzero" else hinge.mean()
         if not details:
             return LossResult(loss)
         active = (hinge > 0).to(d.dtype).detach()  # (A,)
@@ -75,4 +93,4 @@ class TripletMarginLoss(MetricLoss):
         return LossResult(loss, PairWeights("batch_hard", w_pos, w_neg, trivial, int(anchor.numel()), "triplet"))
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}, mining={self.mining!r}"
+        return f"margin={self.margin}, mining={self.mining!r}, reduction={self.reduction!r}"

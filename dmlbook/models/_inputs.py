@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from .._checks import check_flag, check_int
+from .._checks import check_flag, check_float, check_fraction, check_int
 
 
 def positive_int(value: object, name: str) -> int:
@@ -17,6 +17,19 @@ def positive_int(value: object, name: str) -> int:
 flag = check_flag  # a bool
 
 
+def dropout_rate(value: object, name: str = "dropout") -> float:
+    """A dropout probability in [0, 1) (1 would zero every input)."""
+    rate = check_fraction(value, name)
+    if rate == 1.0:
+        raise ValueError(f"{name} must be < 1; got 1.0 (it would zero every input)")
+    return rate
+
+
+def real(value: object, name: str) -> float:
+    """A finite real number (ints and floats; bools are refused)."""
+    return check_float(value, name)
+
+
 def stage_indices(value: object, num_stages: int, name: str) -> tuple[int, ...]:
     """A sorted tuple of distinct stage indices in [0, num_stages)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
@@ -25,7 +38,9 @@ def stage_indices(value: object, num_stages: int, name: str) -> tuple[int, ...]:
         )
     stages = tuple(value)
     for s in stages:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < num_stages:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise TypeError(f"{name} must hold int stage indices in [0, {num_stages - 1}]; got {stages}")
+        if not 0 <= s < num_stages:
             raise ValueError(f"{name} must hold stage indices in [0, {num_stages - 1}]; got {stages}")
     if len(set(stages)) != len(stages):
         raise ValueError(f"{name} has repeated stages: {stages}")

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_fraction
-from ._inputs import check_features, flag, positive_int
+from ._inputs import check_features, dropout_rate, flag, positive_int
 
 
 class EmbeddingHead(nn.Module):
@@ -49,9 +48,7 @@ class EmbeddingHead(nn.Module):
                 f"hidden_dims must be a sequence of ints (e.g. (512,)); got {type(hidden_dims).__name__}"
             )
         self.hidden_dims = tuple(positive_int(h, f"hidden_dims[{i}]") for i, h in enumerate(hidden_dims))
-        self.dropout = check_fraction(dropout, "dropout")
-        if self.dropout == 1.0:
-            raise ValueError("dropout must be < 1; got 1.0 (it would zero every input)")
+        self.dropout = dropout_rate(dropout, "dropout")
         self.normalize = flag(normalize, "normalize")
         self.batchnorm = flag(batchnorm, "batchnorm")
         layers: list[nn.Module] = []

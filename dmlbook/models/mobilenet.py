@@ -54,8 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_int
 from ..attention.mixed import MixedAttention
-from ._inputs import check_images, flag, positive_int, stage_indices
+from ._inputs import check_images, dropout_rate, flag, positive_int, real, stage_indices
 from .registry import register_model
 
 if TYPE_CHECKING:
@@ -241,8 +242,7 @@ class ResidualAttention(nn.Module):
 
     def __init__(self, channels: int, *, reduction: int = 16, init_scale: float = 0.0) -> None:
         super().__init__()
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)):
-            raise TypeError(f"attention_init_scale must be a float; got {type(init_scale).__name__}")
+        init_scale = real(init_scale, "attention_init_scale")
         self.attention = MixedAttention(channels, reduction=reduction)
         self.scale = nn.Parameter(torch.tensor(float(init_scale)))
 
@@ -397,8 +397,7 @@ class MobileNetV2(nn.Module):
         self.attention_after = stage_indices(attention_after, len(STAGES), "attention_after")
         reduction = positive_int(attention_reduction, "attention_reduction")
         self.normalize = flag(normalize, "normalize")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a float in [0, 1); got {dropout!r}")
+        dropout = dropout_rate(dropout, "dropout")
         loaded = _resolve_pretrained(pretrained)
         if loaded is not None:
             state, source = loaded
@@ -452,8 +451,7 @@ class MobileNetV2(nn.Module):
 
     def freeze_stages(self, n: int) -> None:
         """Freeze stages ``0 .. n - 1`` (:data:`STAGES`) and unfreeze the rest of the trunk; see the class doc."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(STAGES):
-            raise ValueError(f"frozen_stages must be an int in [0, {len(STAGES)}]; got {n!r}")
+        n = check_int(n, "frozen_stages", 0, maximum=len(STAGES))
         self.frozen_stages = n
         self._frozen_blocks = STAGES[n - 1][1] + 1 if n else 0  # blocks trunk[0 .. _frozen_blocks - 1]
         for i, block in enumerate(self.trunk):

@@ -8,6 +8,8 @@ and are imported by ``dmlbook/models/__init__.py``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,13 +23,35 @@ from .small_cnn import SmallCNN
 InputKind = Literal["features", "images"]
 
 
+#: build_model's own arguments, never passed on as keyword arguments of a model's constructor
+_OWN_ARGUMENTS = ("in_dim", "in_channels")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: ``builder(in_dim=...|in_channels=..., [embedding_dim=...], **kwargs)``."""
+    """A registered model: ``builder(in_dim=...|in_channels=..., [embedding_dim=...], **kwargs)``.
+
+    ``accepts``: the callable whose keyword arguments ``builder`` passes on through ``**kwargs`` (the model's
+    class), used to check and list the keyword arguments a model takes; ``None``: the builder's own signature.
+    """
 
     builder: Callable[..., nn.Module]
     input: InputKind
     description: str = ""
+    accepts: Callable[..., Any] | None = None
+
+    def arguments(self) -> list[str] | None:
+        """The keyword arguments the model takes (sorted), or None when they cannot be known (a builder with
+        ``**kwargs`` and no ``accepts``)."""
+        names: set[str] = set()
+        for target in (self.builder, self.accepts):
+            if target is None:
+                continue
+            params = inspect.signature(target).parameters.values()
+            names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                return sorted(names - set(_OWN_ARGUMENTS))
+        return None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -39,11 +63,14 @@ def register_model(
     *,
     input: InputKind,
     description: str = "",
+    accepts: Callable[..., Any] | None = None,
     overwrite: bool = False,
 ) -> None:
     """Add ``name`` to :func:`build_model`. ``builder`` gets ``in_dim`` (input="features") or ``in_channels``
     (input="images", possibly None for the model's default), ``embedding_dim`` when given, and the extra
-    kwargs."""
+    kwargs. A builder that passes ``**kwargs`` on to a class names it in ``accepts`` (bind the arguments the
+    builder supplies itself with :func:`functools.partial`), so that a wrong keyword argument is refused with
+    the list of the right ones."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str; got {name!r}")
     if not callable(builder):
@@ -52,12 +79,43 @@ def register_model(
         raise ValueError(f"input must be 'features' or 'images'; got {input!r}")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"a model named {name!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[name] = ModelEntry(builder, input, description)
+    if accepts is not None and not callable(accepts):
+        raise TypeError(f"accepts must be callable (the model's class); got {type(accepts).__name__}")
+    _REGISTRY[name] = ModelEntry(builder, input, description, accepts)
 
 
 def available_models() -> dict[str, str]:
     """Registered names and their one-line descriptions."""
     return {name: entry.description for name, entry in _REGISTRY.items()}
+
+
+def model_arguments(name: str) -> list[str] | None:
+    """The keyword arguments :func:`build_model` passes to model ``name`` (besides ``in_dim``/``in_channels``),
+    or None where the registration does not say."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"name must be one of {', '.join(repr(n) for n in _REGISTRY)}; got {name!r}")
+    return _REGISTRY[name].arguments()
+
+
+def _check_arguments(name: str, entry: ModelEntry, kwargs: dict[str, Any]) -> None:
+    accepted = entry.arguments()
+    unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise TypeError(f"model {name!r} does not take {', '.join(map(repr, unknown))}; it accepts: "
+                        f"{', '.join(accepted) or '(no keyword arguments)'}")
+
+
+def _call_builder(name: str, entry: ModelEntry, **kwargs: Any) -> nn.Module:
+    """``entry.builder(**kwargs)``; a keyword argument the model does not take gives a TypeError naming it and,
+    where known, the ones it takes (instead of a TypeError from deep inside a constructor)."""
+    _check_arguments(name, entry, {k: v for k, v in kwargs.items() if k not in _OWN_ARGUMENTS})
+    try:
+        return entry.builder(**kwargs)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise TypeError(f"model {name!r}: {err} (its registration does not list the arguments it accepts; "
+                        "see the model's class)") from err
 
 
 def build_model(
@@ -95,10 +153,10 @@ def build_model(
             raise ValueError(
                 f"{name!r} takes feature vectors (in_dim), not images; got in_channels={in_channels}"
             )
-        return entry.builder(in_dim=in_dim, **kwargs)
+        return _call_builder(name, entry, in_dim=in_dim, **kwargs)
     if in_dim is not None:
         raise ValueError(f"{name!r} takes images (in_channels), not feature vectors; got in_dim={in_dim}")
-    return entry.builder(in_channels=in_channels, **kwargs)
+    return _call_builder(name, entry, in_channels=in_channels, **kwargs)
 
 
 def _linear(*, in_dim: int, **kwargs: Any) -> nn.Module:
@@ -129,18 +187,21 @@ register_model(
     lambda *, in_dim, **kw: EmbeddingHead(in_dim, **kw),
     input="features",
     description="EmbeddingHead: MLP on precomputed features (hidden_dims=...)",
+    accepts=EmbeddingHead,
 )
 register_model(
     "linear",
     _linear,
     input="features",
     description="EmbeddingHead with no hidden layer: a linear projection of features",
+    accepts=EmbeddingHead,  # hidden_dims gets _linear's own message
 )
 register_model(
     "small_cnn",
     _small_cnn,
     input="images",
     description="SmallCNN: 3-4 conv stages for 28-64 px images, optional mixed attention",
+    accepts=SmallCNN,
 )
 for _name in ("resnet50", "googlenet"):
     register_model(
@@ -148,6 +209,7 @@ for _name in ("resnet50", "googlenet"):
         _backbone(_name),
         input="images",
         description=f"torchvision {_name} + linear embedding (needs torchvision)",
+        accepts=functools.partial(Backbone, _name),
     )
 
-__all__ = ["ModelEntry", "available_models", "build_model", "register_model"]
+__all__ = ["ModelEntry", "available_models", "build_model", "model_arguments", "register_model"]

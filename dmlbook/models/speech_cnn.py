@@ -15,8 +15,8 @@ raw waveforms (B, samples). Layers:
 4. optional dropout and a linear embedding layer (B, embedding_dim), L2-normalised if ``normalize``.
 
 This is our small stand-in for the network of Takashima, Takashima, Takiguchi & Ariki (*Dysarthric Speech
-Recognition Based on Deep Metric Learning*, Interspeech 2020), whose architecture is not known here
-(``shared/docs/algorithms.md`` §5): the layout above is an engineering choice, not the paper's.
+Recognition Based on Deep Metric Learning*, Interspeech 2020), whose architecture is not given in the paper's
+abstract, the only part of it we could read: the layout above is an engineering choice, not the paper's.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_fraction
-from ._inputs import flag, positive_int
+from .._checks import check_choice
+from ._inputs import dropout_rate, flag, positive_int
 from .registry import register_model
 from .small_cnn import conv_stage
 
@@ -73,9 +73,7 @@ class SpeechCNN(nn.Module):
             raise ValueError(f"num_stages={num_stages} halves the {n_mels} mel bands {num_stages} times; use at most "
                              f"{self.n_mels.bit_length() - 1} stages or more mel bands")
         self.input_norm = check_choice(input_norm, INPUT_NORMS, "input_norm")
-        self.dropout = check_fraction(dropout, "dropout")
-        if self.dropout == 1.0:
-            raise ValueError("dropout must be < 1; got 1.0 (it would zero every feature)")
+        self.dropout = dropout_rate(dropout, "dropout")
         self.normalize = flag(normalize, "normalize")
         if frontend is not None and not isinstance(frontend, nn.Module):
             raise TypeError(f"frontend must be an nn.Module (e.g. dmlbook.audio.LogMelSpectrogram); "

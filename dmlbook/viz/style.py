@@ -13,6 +13,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from dmlbook._checks import check_choice, check_positive
+
 # seaborn's "colorblind" palette (Okabe-Ito-like), hard-coded so that seaborn is optional
 PALETTE: tuple[str, ...] = (
     "#0173b2",
@@ -66,7 +68,9 @@ RC_PARAMS: dict[str, Any] = {
 
 
 def _normalise(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a method name (str) such as 'batch_hard'; got {type(name).__name__}")
+    if not name.strip():
         raise ValueError(f"name must be a non-empty method name such as 'batch_hard'; got {name!r}")
     return re.sub(r"[\s-]+", "_", name.strip().lower())
 
@@ -100,10 +104,8 @@ def setup_notebook(*, figure_format: str = "svg", font_scale: float = 1.0) -> No
         font_scale: multiplies every font size (e.g. 1.2 for slides).
     Outside IPython only the rcParams are set.
     """
-    if figure_format not in FIGURE_FORMATS:
-        raise ValueError(f"figure_format must be one of {', '.join(FIGURE_FORMATS)}; got {figure_format!r}")
-    if isinstance(font_scale, bool) or not isinstance(font_scale, (int, float)) or not font_scale > 0:
-        raise ValueError(f"font_scale must be a number > 0; got {font_scale!r}")
+    check_choice(figure_format, FIGURE_FORMATS, "figure_format")
+    font_scale = check_positive(font_scale, "font_scale")
     import matplotlib as mpl
     from cycler import cycler
 
@@ -139,11 +141,9 @@ def savefig(
     """
     if not hasattr(fig, "savefig"):
         raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
-    if (
-        not isinstance(name, str)
-        or not _NAME.match(name)
-        or Path(name).suffix.lower() in {".png", ".svg", ".pdf"}
-    ):
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a file stem (str) like 'loss_curves'; got {type(name).__name__}")
+    if not _NAME.match(name) or Path(name).suffix.lower() in {".png", ".svg", ".pdf"}:
         raise ValueError(
             f"name must be a file stem like 'loss_curves' (no folder, no extension); got {name!r}"
         )

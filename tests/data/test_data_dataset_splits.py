@@ -115,3 +115,15 @@ def test_digits_class_disjoint():
     x, _ = tr[0]
     assert x.shape == (1, 8, 8) and 0 <= float(x.min()) and float(x.max()) <= 1
     assert load_dataset("digits", split="all").num_classes == 10
+
+
+def test_first_classes_errors_name_the_dataset_and_the_class_count():
+    from dmlbook.data.splits import first_classes
+
+    one = DMLDataset(torch.zeros(3, 2), [5, 5, 5], name="tiny")
+    with pytest.raises(ValueError, match="dataset 'tiny' has 1 class; a class-disjoint train/test split needs at least 2"):
+        first_classes(one)
+    four = DMLDataset(torch.zeros(4, 2), [0, 1, 2, 3], name="four")
+    with pytest.raises(ValueError, match=r"train_classes must be between 1 and 3 for dataset 'four' \(it has 4 classes"):
+        first_classes(four, 4)
+    assert first_classes(four, 3).tolist() == [True, True, True, False]

@@ -8,7 +8,8 @@ import pytest
 
 from dmlbook.data import ChecksumMismatchError, DownloadError, download, load_dataset
 from dmlbook.data.cli import main
-from dmlbook.data.download import extract, fetch
+from dmlbook.data.dataset import DamagedFileError
+from dmlbook.data.download import CONTENT_SHA256, extract, fetch, verify_files
 
 
 def _sha(data: bytes) -> str:
@@ -175,3 +176,99 @@ def test_module_entry_point():
     cmd = [sys.executable, "-m", "dmlbook", "data", "download", "sop"]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert res.returncode == 1 and "Manual step" in res.stderr and res.stdout == ""
+
+
+# ---- what is already present is verified (issue 17: a truncated file was "already present") ----------------
+
+
+def _fashion_on_server(fake_fashion, files) -> dict[str, str]:
+    """Serve the fake Fashion-MNIST files under /fm and return their SHA-256 (the "published" digests)."""
+    digests = {}
+    for p in fake_fashion.iterdir():
+        files[f"/fm/{p.name}"] = p.read_bytes()
+        digests[p.name] = _sha(p.read_bytes())
+    return digests
+
+
+def _truncate(path, keep=0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_present_file_is_fetched_again(http_server, tmp_path, fake_fashion, capsys):
+    base, files, _ = http_server
+    digests = _fashion_on_server(fake_fashion, files)
+    root = tmp_path / "fm"
+    download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=True)
+    assert download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=True) == root
+    assert "already present" in capsys.readouterr().err
+    damaged = root / "train-images-idx3-ubyte.gz"
+    _truncate(damaged)
+    download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=True)
+    err = capsys.readouterr().err
+    assert "already present" not in err
+    assert f"{damaged} is damaged: truncated: its compressed stream ends early" in err and "fetching it again" in err
+    assert _sha(damaged.read_bytes()) == digests[damaged.name]  # the good copy is back
+    assert sorted(p.name for p in root.iterdir()) == sorted(digests)  # no temporary file left
+
+
+def test_damaged_file_and_no_network_says_which_file(http_server, tmp_path, fake_fashion):
+    base, files, _ = http_server
+    digests = _fashion_on_server(fake_fashion, files)
+    root = tmp_path / "fm"
+    download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=False)
+    _truncate(root / "t10k-labels-idx1-ubyte.gz")
+    files.clear()  # the source is gone
+    with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte.gz is damaged: .*fetching a fresh copy failed"):
+        download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=False)
+
+
+def _repack(path, level: int) -> None:
+    """The same content compressed differently: another faithful packaging (different .gz bytes)."""
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), compresslevel=level, mtime=0))
+
+
+def test_another_packaging_of_the_same_content_is_present(http_server, tmp_path, fake_fashion, monkeypatch, capsys):
+    base, files, _ = http_server
+    digests = _fashion_on_server(fake_fashion, files)  # the "official" .gz bytes
+    monkeypatch.setitem(CONTENT_SHA256, "fashion_mnist",
+                        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()})
+    for p in fake_fashion.iterdir():
+        _repack(p, level=1)
+        assert _sha(p.read_bytes()) != digests[p.name]
+    files.clear()  # nothing may be fetched
+    assert download("fashion_mnist", fake_fashion, url=base + "/fm", sha256=digests, progress=True) == fake_fashion
+    assert "already present" in capsys.readouterr().err
+    statuses = verify_files("fashion_mnist", fake_fashion)
+    assert all(s.ok and "another packaging of the same content" in s.note for s in statuses) and len(statuses) == 4
+    # a different content in the same packaging is not the dataset
+    bad = fake_fashion / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(gzip.decompress(bad.read_bytes())[:-1] + b"\x07"))
+    status = {s.filename: s for s in verify_files("fashion_mnist", fake_fashion)}[bad.name]
+    assert not status.ok and "is not the published data's" in status.note
+
+
+def test_verify_command(tmp_path, fake_fashion, monkeypatch, capsys):
+    monkeypatch.setitem(CONTENT_SHA256, "fashion_mnist",
+                        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()})
+    assert main(["verify", "fashion_mnist", "--root", str(fake_fashion)]) == 0
+    assert capsys.readouterr().out.count("ok ") == 4
+    _truncate(fake_fashion / "train-images-idx3-ubyte.gz")
+    assert main(["verify", "fashion_mnist", "--root", str(fake_fashion)]) == 1
+    out, err = capsys.readouterr()
+    assert f"DAMAGED  {fake_fashion / 'train-images-idx3-ubyte.gz'}: truncated" in out
+    assert "1 of 4 files missing or damaged" in err and "download fashion_mnist --force" in err
+
+
+def test_truncated_gz_read_by_the_loader_names_the_file(fake_fashion):
+    damaged = fake_fashion / "train-images-idx3-ubyte.gz"
+    _truncate(damaged, keep=0.8)
+    with pytest.raises(DamagedFileError, match=rf"{damaged} is truncated.*data download fashion_mnist --force") as info:
+        load_dataset("fashion_mnist", root=fake_fashion, split="all")
+    assert info.value.path == damaged and isinstance(info.value.__cause__, EOFError)
+
+
+def test_the_shared_debian_copy_verifies(real_data):
+    # Debian's dataset-fashion-mnist: other .gz bytes than Zalando's release, the same IDX content
+    statuses = verify_files("fashion_mnist", real_data / "fashion_mnist")
+    assert len(statuses) == 4 and all(s.ok for s in statuses), statuses

@@ -21,6 +21,7 @@ from dmlbook.data.fashion_mnist import read_idx
 NAMES = ["synthetic", "digits", "fashion_mnist", "cars196", "cars196_features", "cub200", "sop", "folder", "features"]
 NAMES += ["ucmerced_features"]  # registry.py, after "features" (issue 7)
 NAMES += ["fsdd", "isic2016", "ph2"]  # data/__init__.py, in that order (issue 7: fsdd, then dermoscopy)
+NAMES += ["omniglot", "omniglot_embedded"]  # registry.py (issue 15)
 
 
 def test_registry_names_and_info():
@@ -214,3 +215,55 @@ def test_explicit_root_missing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetNotFoundError, match="sub-folders"):
         load_dataset("folder", root=tmp_path / "empty")
+
+
+# ---- damaged images, too few classes, arguments a loader does not take (issue 17) ------------------------------
+
+
+def test_corrupt_png_in_a_folder_is_named_when_the_dataset_is_built(fake_folder):
+    from PIL import Image
+
+    good = fake_folder / "images" / "forest" / "forest99.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(good)
+    cut = fake_folder / "images" / "harbor" / "harbor99.png"
+    cut.write_bytes(good.read_bytes()[:40])  # a valid signature, then cut short
+    junk = fake_folder / "images" / "river" / "river99.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(ValueError, match=r"2 of 15 image files cannot be read: .*harbor99.png .*river99.png") as info:
+        load_dataset("folder", root=fake_folder, split="train")
+    assert info.value.path == cut
+    ds = load_dataset("folder", root=fake_folder, split="all", check_files=False)  # the check can be skipped
+    with pytest.raises(ValueError, match=rf"{junk}: cannot decode the image"):  # and decoding still names it
+        ds[list(ds.paths).index(str(junk))]
+
+
+def test_truncated_jpeg_is_named_when_decoded(fake_folder):
+    # a JPEG cut short after its header passes the header check on large images; decoding must name it
+    path = fake_folder / "images" / "beach" / "beach00.jpg"
+    path.write_bytes(path.read_bytes()[:-200])
+    ds = load_dataset("folder", root=fake_folder, split="all", check_files=False)
+    with pytest.raises(ValueError, match=rf"{path}: cannot decode the image \(OSError: "):
+        ds[list(ds.paths).index(str(path))]
+
+
+def test_one_class_folder_says_what_was_found_and_what_is_needed(fake_folder):
+    import shutil
+
+    for cls in ("forest", "harbor", "river"):
+        shutil.rmtree(fake_folder / "images" / cls)
+    with pytest.raises(ValueError) as info:
+        load_dataset("folder", root=fake_folder)
+    text = str(info.value)
+    assert str(fake_folder / "images") in text and "found 1 class folder with images ('beach')" in text
+    assert "needs at least 2" in text and "between 1 and 0" not in text
+
+
+@pytest.mark.parametrize(("name", "kwargs", "match"), [
+    ("digits", {"foo": 1}, (r"dataset 'digits' does not take 'foo'; its loader takes no arguments \(besides "
+                            r"load_dataset's root, split, val_fraction, seed, transform\)")),
+    ("folder", {"foo": 1, "bar": 2}, (r"dataset 'folder' does not take 'bar', 'foo'; its loader accepts: "
+                                      r"transform, train_classes, check_files")),
+])
+def test_an_argument_the_loader_does_not_take_lists_those_it_does(name, kwargs, match, fake_folder):
+    with pytest.raises(TypeError, match=match):
+        load_dataset(name, root=fake_folder if name == "folder" else None, **kwargs)

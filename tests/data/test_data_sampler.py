@@ -80,21 +80,26 @@ def test_dataloader_integration():
     assert len(loader) == 20 // 4
 
 
-@pytest.mark.parametrize("kwargs, err, match", [
-    ({"p": 6, "k": 2}, ValueError, "at least p=6 classes"),
-    ({"p": 2, "k": 1}, ValueError, "k must be"),
-    ({"p": 0, "k": 2}, ValueError, "p must be"),
-    ({"p": 3, "k": 2, "num_replicas": 2, "rank": 0}, ValueError, "divisible"),
-    ({"p": 2, "k": 2, "num_replicas": 2, "rank": 2}, ValueError, "rank"),
-    ({"p": 2.0, "k": 2}, TypeError, "p must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"p": 6, "k": 2}, ValueError, "at least p=6 classes"),
+        ({"p": 2, "k": 1}, ValueError, "k must be"),
+        ({"p": 0, "k": 2}, ValueError, "p must be"),
+        ({"p": 3, "k": 2, "num_replicas": 2, "rank": 0}, ValueError, "divisible"),
+        ({"p": 2, "k": 2, "num_replicas": 2, "rank": 2}, ValueError, "rank"),
+        ({"p": 2.0, "k": 2}, TypeError, "p must be an int"),
+        ({"p": 2, "k": 2, "seed": -1}, ValueError, "seed must be >= 0"),
+        ({"p": 2, "k": 2, "seed": 1.5}, TypeError, "seed must be an int"),
+    ],
+)
 def test_sampler_errors(kwargs, err, match):
     with pytest.raises(err, match=match):
         PKSampler(_labels(), **kwargs)
 
 
 def test_sampler_rejects_bad_labels():
-    with pytest.raises(TypeError, match="labels"):
+    with pytest.raises(ValueError, match="labels must be 1-D"):
         PKSampler(np.zeros((4, 2), int), p=1, k=2)
     with pytest.raises(TypeError, match="labels"):
         PKSampler([0.5, 1.5], p=1, k=2)

@@ -1,13 +1,22 @@
 """Dermoscopy loaders (ISIC 2016, PH2) on fabricated trees in each layout, the generated lesions, and the real
 folders under $DMLBOOK_DATA when present."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dmlbook.data import DatasetNotFoundError, ImageDataset, dataset_info, find_root, list_datasets, load_dataset
+from dmlbook.data import (
+    DatasetNotFoundError,
+    ImageDataset,
+    dataset_info,
+    find_root,
+    list_datasets,
+    load_dataset,
+)
 from dmlbook.data.skin import (
+    ISIC_CLASSES,
     ISIC_TEST_CSV,
     ISIC_TEST_DIR,
     ISIC_TRAIN_CSV,
@@ -21,15 +30,24 @@ from dmlbook.data.skin import (
 )
 
 ISIC_ROWS = [(f"ISIC_{i:07d}", "malignant" if i % 4 == 0 else "benign") for i in range(12)]
-PH2_ROWS = [("IMD002", 1), ("IMD003", 0), ("IMD004", 1), ("IMD006", 0), ("IMD008", 2), ("IMD009", 0),
-            ("IMD010", 2), ("IMD013", 1), ("IMD014", 2)]
+PH2_ROWS = [
+    ("IMD002", 1),
+    ("IMD003", 0),
+    ("IMD004", 1),
+    ("IMD006", 0),
+    ("IMD008", 2),
+    ("IMD009", 0),
+    ("IMD010", 2),
+    ("IMD013", 1),
+    ("IMD014", 2),
+]
 
 
 def _mask(path: Path, size=(12, 10), box=(2, 3, 8, 7)) -> None:
     from PIL import Image
 
     arr = np.zeros((size[1], size[0]), np.uint8)
-    arr[box[1]:box[3], box[0]:box[2]] = 255
+    arr[box[1] : box[3], box[0] : box[2]] = 255
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
 
@@ -76,11 +94,20 @@ def _ph2_official(base: Path, fakes, *, txt: str = "official") -> Path:
         Image.new("RGB", (12, 10), (20 * k, 1, 1)).save(folder / f"{name}_Dermoscopic_Image" / f"{name}.bmp")
         _mask(folder / f"{name}_lesion" / f"{name}_lesion.bmp", box=(0, 0, 6, 5))
     if txt == "official":  # the ADDI file: '||' between groups, '|' inside the criteria group, legend after
-        rows = ["||   Name || Histological Diagnosis || Clinical Diagnosis || Asymmetry | Pigment Network ||  Colors ||"]
-        rows += [f"|| {n} ||  {'Melanoma' if lab == 2 else ''} ||  {lab}  ||  0 | T ||  1 4  ||" for n, lab in PH2_ROWS]
+        rows = [
+            "||   Name || Histological Diagnosis || Clinical Diagnosis || Asymmetry | Pigment Network ||  Colors ||"
+        ]
+        rows += [
+            f"|| {n} ||  {'Melanoma' if lab == 2 else ''} ||  {lab}  ||  0 | T ||  1 4  ||"
+            for n, lab in PH2_ROWS
+        ]
         rows += ["", "Legends for Clinical Diagnosis:", "0 - Common Nevus", "2 - Melanoma"]
     else:  # a tab-separated copy
-        rows = ["Name\tClinical Diagnosis\tAsymmetry"] + [f"{n}\t{lab}\t0" for n, lab in PH2_ROWS] + ["\t\t", "gends f\t\t"]
+        rows = (
+            ["Name\tClinical Diagnosis\tAsymmetry"]
+            + [f"{n}\t{lab}\t0" for n, lab in PH2_ROWS]
+            + ["\t\t", "gends f\t\t"]
+        )
     (base / "PH2_dataset.txt").write_text("\n".join(rows) + "\n", encoding="latin-1")
     return base
 
@@ -117,7 +144,9 @@ def test_isic_official_layout(isic_official, fakes):
     # with the official test part the split follows it; numeric labels (0.0 / 1.0) as in the test CSV
     for k in range(4):
         fakes.write_jpeg(isic_official / ISIC_TEST_DIR / f"ISIC_90000{k:02d}.jpg", (0, 0, 10 * k))
-    (isic_official / ISIC_TEST_CSV).write_text("".join(f"ISIC_90000{k:02d},{float(k % 2)}\n" for k in range(4)))
+    (isic_official / ISIC_TEST_CSV).write_text(
+        "".join(f"ISIC_90000{k:02d},{float(k % 2)}\n" for k in range(4))
+    )
     te = load_dataset("isic2016", root=isic_official, split="test")
     tr = load_dataset("isic2016", root=isic_official, split="train", val_fraction=0)
     assert len(te) == 4 and te.class_counts().tolist() == [2, 2] and len(tr) == 12
@@ -147,10 +176,14 @@ def test_isic_found_under_data_home(isic_csv, monkeypatch):
 
 def test_ph2_csv_layout_and_masks(ph2_csv):
     all_ = load_dataset("ph2", root=ph2_csv, split="all")
-    assert len(all_) == 9 and all_.class_names == list(PH2_CLASSES) and all_.class_counts().tolist() == [3, 3, 3]
+    assert (
+        len(all_) == 9 and all_.class_names == list(PH2_CLASSES) and all_.class_counts().tolist() == [3, 3, 3]
+    )
     assert Path(all_.meta["mask"][0]).name == "IMD002_lesion.png"
     m = load_mask(all_.meta["mask"][0])
-    assert m.shape == (10, 12) and m.dtype == torch.bool and int(m.sum()) == (9 - 1) * (8 - 2)  # box x 1..8, y 2..7
+    assert (
+        m.shape == (10, 12) and m.dtype == torch.bool and int(m.sum()) == (9 - 1) * (8 - 2)
+    )  # box x 1..8, y 2..7
     assert load_mask(all_.meta["mask"][0], (20, 24)).shape == (20, 24)
     # subsets keep images and masks aligned
     sub = all_.subset(np.array([4, 1]))
@@ -225,8 +258,9 @@ def test_make_lesions():
     assert torch.equal(make_lesions((30, 10), size=32, seed=5).data, ds.data)
     assert not torch.equal(make_lesions((30, 10), size=32, seed=6).data, ds.data)
     # three classes, as PH2
-    ph = make_lesions((2, 2, 2), size=16, severity=((0, 0.3), (0.3, 0.6), (0.6, 1)), class_names=PH2_CLASSES,
-                      tone=0.5)
+    ph = make_lesions(
+        (2, 2, 2), size=16, severity=((0, 0.3), (0.3, 0.6), (0.6, 1)), class_names=PH2_CLASSES, tone=0.5
+    )
     assert ph.class_names == list(PH2_CLASSES) and ph.data.shape == (6, 3, 16, 16)
     # indexing gives float images in [0, 1]
     x0, y0 = ds[0]
@@ -243,21 +277,34 @@ def test_make_lesions_severity_drives_the_border():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"n_per_class": 5}, "non-empty sequence"),
-        ({"n_per_class": (5, 0)}, "ints >= 1"),
-        ({"size": 8}, "size must be an int >= 16"),
-        ({"severity": ((0, 0.5),)}, "one \\(low, high\\) pair"),
-        ({"severity": ((0, 0.5), (0.7, 0.2))}, "one \\(low, high\\) pair"),
-        ({"class_names": ("a",)}, "class_names has 1"),
-        ({"hairs": -1}, "hairs must be"),
-        ({"tone": 2.0}, "tone must be"),
+    "kwargs, err, match",
+    [  # the rule of dmlbook._checks: a wrong type is a TypeError, a wrong value a ValueError
+        ({"n_per_class": 5}, TypeError, "non-empty sequence"),
+        ({"n_per_class": (5, 0)}, ValueError, "ints >= 1"),
+        ({"n_per_class": (5, 2.0)}, TypeError, "ints >= 1"),
+        ({"size": 8}, ValueError, "size must be >= 16"),
+        ({"size": 32.0}, TypeError, "size must be an int"),
+        ({"severity": ((0, 0.5),)}, ValueError, "one \\(low, high\\) pair"),
+        ({"severity": ((0, 0.5), (0.7, 0.2))}, ValueError, "one \\(low, high\\) pair"),
+        ({"class_names": ("a",)}, ValueError, "class_names has 1"),
+        ({"hairs": -1}, ValueError, "hairs must be"),
+        ({"hairs": "many"}, TypeError, "hairs must be a number"),
+        ({"tone": 2.0}, ValueError, "tone must be"),
     ],
 )
-def test_make_lesions_errors(kwargs, match):
-    with pytest.raises((TypeError, ValueError), match=match):
+def test_make_lesions_errors(kwargs, err, match):
+    with pytest.raises(err, match=match):
         make_lesions(**kwargs)
+
+
+def test_generator_has_its_own_module():
+    """make_lesions lives in dmlbook.data.synthetic_lesions; skin and dmlbook.data re-export it."""
+    from dmlbook import data
+    from dmlbook.data import skin, synthetic_lesions
+
+    assert data.make_lesions is skin.make_lesions is synthetic_lesions.make_lesions
+    assert synthetic_lesions.make_lesions.__module__ == "dmlbook.data.synthetic_lesions"
+    assert make_lesions((1, 1), size=16).class_names == list(ISIC_CLASSES)  # the default names are ISIC's
 
 
 def test_random_dihedral():
@@ -306,7 +353,9 @@ def test_ph2_real(real_data):
     assert 0.01 < frac.min() and frac.max() < 1 and 0.2 < frac.mean() < 0.5
     # the lesion (mask) is darker than the skin around it in almost every image
     grey = images.float().mean(1)
-    darker = [(grey[i][masks[i]].mean() < grey[i][~masks[i]].mean()).item() for i in range(200) if 0 < frac[i] < 1]
+    darker = [
+        (grey[i][masks[i]].mean() < grey[i][~masks[i]].mean()).item() for i in range(200) if 0 < frac[i] < 1
+    ]
     assert np.mean(darker) > 0.95
     full = load_mask(all_.meta["mask"][0])
     assert full.shape == (256, 342)  # IMD002: 342 x 256 px, as listed in labels.csv

@@ -1,5 +1,6 @@
 """The FSDD loader on fabricated trees of generated WAV files (and on the real files under $DMLBOOK_DATA), its
 leave-one-speaker-out splits, and the generated stand-in."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,14 @@ import pytest
 import torch
 
 from dmlbook import audio
-from dmlbook.data import DatasetNotFoundError, dataset_info, fsdd, list_datasets, load_dataset
+from dmlbook.data import (
+    DatasetNotFoundError,
+    dataset_info,
+    fsdd,
+    list_datasets,
+    load_dataset,
+    synthetic_speech,
+)
 
 SPEAKERS = ("alice", "bob", "carol")
 
@@ -23,8 +31,10 @@ def tone_tree(root: Path, *, words=(0, 1, 2), takes=4, speakers=SPEAKERS, rate=8
                 n = int(0.2 * rate) + 80 * t
                 x = 0.3 * np.sin(2 * np.pi * (300 + 400 * w + 20 * s) * np.arange(n) / rate)
                 audio.write_wav(root / "recordings" / f"{w}_{spk}_{t}.wav", x, rate)
-    (root / "speakers.csv").write_text("speaker,gender,accent,language,recordings\n"
-                                       + "".join(f"{s},x,y,english,{len(words) * takes}\n" for s in speakers))
+    (root / "speakers.csv").write_text(
+        "speaker,gender,accent,language,recordings\n"
+        + "".join(f"{s},x,y,english,{len(words) * takes}\n" for s in speakers)
+    )
     return root
 
 
@@ -79,8 +89,9 @@ def test_waveforms_resampling_and_speaker_filter(tmp_path):
     y = ds.data[i]  # 0.2 s at 16 kHz -> 1600 samples at 8 kHz, centred in 2000
     assert y[:200].abs().max() == 0 and y[1800:].abs().max() == 0
     t = np.arange(1600) / 8000
-    np.testing.assert_allclose(y[200:1800].numpy()[100:-100], (0.3 * np.sin(2 * np.pi * 440 * t))[100:-100],
-                               atol=5e-3)
+    np.testing.assert_allclose(
+        y[200:1800].numpy()[100:-100], (0.3 * np.sin(2 * np.pi * 440 * t))[100:-100], atol=5e-3
+    )
     with pytest.raises(ValueError, match=r"speakers \['dave'\] have no recordings"):
         load_dataset("fsdd", root=root, split="all", speakers=["dave"])
     with pytest.raises(ValueError, match="features must be one of"):
@@ -110,8 +121,12 @@ def test_speaker_split(tmp_path):
     ds = load_dataset("fsdd", root=tone_tree(tmp_path / "fsdd", takes=8), split="all")
     sp = fsdd.speaker_split(ds, "bob", adapt_takes=2, seen_test_takes=3, seed=1)
     parts = {k: getattr(sp, k) for k in ("train", "seen_test", "adapt", "unseen_test")}
-    assert {k: len(v) for k, v in parts.items()} == {"train": 2 * 3 * 5, "seen_test": 2 * 3 * 3, "adapt": 3 * 2,
-                                                      "unseen_test": 3 * 6}
+    assert {k: len(v) for k, v in parts.items()} == {
+        "train": 2 * 3 * 5,
+        "seen_test": 2 * 3 * 3,
+        "adapt": 3 * 2,
+        "unseen_test": 3 * 6,
+    }
     paths = [set(v.meta["path"]) for v in parts.values()]
     assert sum(len(p) for p in paths) == len(ds) and len(set().union(*paths)) == len(ds)  # a partition
     assert set(sp.train.meta["speaker"]) == set(sp.seen_test.meta["speaker"]) == {"alice", "carol"}
@@ -129,8 +144,10 @@ def test_speaker_split(tmp_path):
         fsdd.speaker_split(ds, "dave")
     with pytest.raises(ValueError, match="adapt_takes=8 leaves no test recording"):
         fsdd.speaker_split(ds, "bob", adapt_takes=8)
-    with pytest.raises(ValueError, match="adapt_takes must be an int >= 0"):
+    with pytest.raises(ValueError, match="adapt_takes must be >= 0"):
         fsdd.speaker_split(ds, "bob", adapt_takes=-1)
+    with pytest.raises(TypeError, match="seen_test_takes must be an int"):
+        fsdd.speaker_split(ds, "bob", seen_test_takes=2.0)
     with pytest.raises(ValueError, match="no meta"):
         fsdd.speaker_split(ds.__class__(torch.zeros(2, 1), [0, 1]), "bob")
 
@@ -155,8 +172,19 @@ def test_synthesize_fsdd(tmp_path):
     torch.testing.assert_close(x, y)
     with pytest.raises(FileExistsError, match="already holds files"):
         fsdd.synthesize_fsdd(root, num_speakers=1, num_words=2, takes=1)
-    with pytest.raises(ValueError, match="num_words must be an int in"):
+    with pytest.raises(ValueError, match=r"num_words must be in \[2, 200\]"):
         fsdd.synth_vocabulary(1)
+    with pytest.raises(TypeError, match="num_words must be an int"):
+        fsdd.synth_vocabulary(10.0)
+    with pytest.raises(TypeError, match="takes must be an int"):
+        fsdd.synthesize_fsdd(tmp_path / "bad", takes="3")
+
+
+def test_generator_has_its_own_module():
+    """The formant synthesiser lives in dmlbook.data.synthetic_speech; fsdd re-exports the same objects."""
+    for name in synthetic_speech.__all__:
+        assert getattr(fsdd, name) is getattr(synthetic_speech, name)
+    assert synthetic_speech.synthesize_fsdd.__module__ == "dmlbook.data.synthetic_speech"
 
 
 def test_synthetic_speakers_differ_more_than_takes():
@@ -173,10 +201,22 @@ def test_synthetic_speakers_differ_more_than_takes():
         spec = front(torch.from_numpy(x)).mean(dim=1)  # (32,) average log-mel spectrum
         return spec - spec.mean()  # the loudness of a take (a constant in log) removed
 
-    within = np.mean([float((spectrum(s, 0, w) - spectrum(s, t, w)).norm())
-                      for w in range(3) for s in speakers for t in (1, 2)])
-    across = np.mean([float((spectrum(a, 0, w) - spectrum(b, 0, w)).norm())
-                      for w in range(3) for i, a in enumerate(speakers) for b in speakers[i + 1:]])
+    within = np.mean(
+        [
+            float((spectrum(s, 0, w) - spectrum(s, t, w)).norm())
+            for w in range(3)
+            for s in speakers
+            for t in (1, 2)
+        ]
+    )
+    across = np.mean(
+        [
+            float((spectrum(a, 0, w) - spectrum(b, 0, w)).norm())
+            for w in range(3)
+            for i, a in enumerate(speakers)
+            for b in speakers[i + 1 :]
+        ]
+    )
     assert across > 1.5 * within
 
 

@@ -6,9 +6,7 @@ from dmlbook.losses import LOSSES, build_loss
 
 
 def _make(name):
-    if name == "centre":  # owns a classifier and class centres: needs the label space and embedding size
-        return build_loss(name, num_classes=8, embedding_dim=4)
-    if name == "demal":  # its own classifier needs the label space and the embedding size
+    if LOSSES[name].needs_classes:  # owns a classifier, centres or proxies: needs the label space and embedding size
         return build_loss(name, num_classes=8, embedding_dim=4)
     return build_loss(name, attention="none") if name.startswith("osm") else build_loss(name)
 
@@ -83,3 +81,58 @@ def test_bad_hyper_parameters(make, match):
 def test_logits_classes_must_cover_labels():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
         build_loss("osm_caa")(GOOD_X, GOOD_Y, logits=torch.zeros(8, 3))
+
+
+def _seeded(name):
+    torch.manual_seed(0)  # the same classifier (or centres) for every call
+    return _make(name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8], ids=str)
+def test_any_integer_label_dtype_gives_the_int64_result(name, dtype):
+    x = torch.randn(8, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected = _seeded(name).double()(x, GOOD_Y)
+    got = _seeded(name).double()(x, GOOD_Y.to(dtype))
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constructor_takes_keywords_only(name):
+    # ContrastiveLoss(pos, neg) and LiftedStructureLoss(neg, pos) took their margins in opposite orders
+    loss = LOSSES[name]
+    with pytest.raises(TypeError, match="positional argument"):
+        loss(0.5)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: build_loss("contrastive", pos_margin=-0.1), r"pos_margin must be >= 0 \(it is a margin on distances"),
+        (lambda: build_loss("contrastive", neg_margin=-1.0), "neg_margin must be >= 0"),
+        (lambda: build_loss("contrastive", pos_margin=1.2, neg_margin=1.0),
+         r"pos_margin \(1.2\) must not exceed neg_margin \(1.0\): positives would be allowed"),
+        (lambda: build_loss("triplet", margin=-0.05), "margin must be >= 0 .*closer to the anchor than the positive"),
+        (lambda: build_loss("demal", margin=-0.2), "margin must be >= 0"),
+        (lambda: build_loss("lifted", neg_margin=-1.0), "neg_margin must be >= 0"),
+        (lambda: build_loss("lifted", pos_margin=-0.1), "pos_margin must be >= 0"),
+        (lambda: build_loss("centre", num_classes=3, embedding_dim=4, neg_margin=-1.0), "neg_margin must be >= 0"),
+        (lambda: build_loss("multi_similarity", beta=0.0), "beta must be a finite number > 0"),
+        (lambda: build_loss("osm", sigma_osm=0.0), "sigma_osm must be a finite number > 0"),
+    ],
+)
+def test_margins_and_scales_that_make_no_sense_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("contrastive", {"pos_margin": 0.5, "neg_margin": 0.5}), ("contrastive", {"pos_margin": 0.0, "neg_margin": 0.0}),
+     ("triplet", {"margin": 0.0}), ("lifted", {"neg_margin": 0.0, "pos_margin": 0.0})],
+)
+def test_boundary_margins_are_allowed(name, kwargs):
+    x = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    out = build_loss(name, **kwargs)(x, GOOD_Y)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(x.grad).all()

@@ -145,3 +145,10 @@ def test_bad_input():
         HybridLoss(None, num_classes=3, embedding_dim=4, ce_weight=0)
     with pytest.raises(ValueError, match="metric_weight must be a finite number >= 0"):
         HybridLoss(TripletMarginLoss(), num_classes=3, embedding_dim=4, metric_weight=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8], ids=str)
+def test_any_integer_labels(dtype):
+    x, y = batch(3, 4, 5, seed=61)
+    loss = _hybrid(TripletMarginLoss(mining="batch_hard"), 3, 5)
+    assert torch.equal(loss(x, y.to(dtype)), loss(x, y))

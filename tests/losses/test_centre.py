@@ -16,7 +16,7 @@ WEIGHTS = {"ce": "ce_weight", "lifted": "lifted_weight", "intra": "intra_weight"
 
 def _loss(num_classes=3, dim=5, seed=0, **kwargs):
     torch.manual_seed(seed)
-    return CentreStructuredLoss(num_classes, dim, **kwargs).double()
+    return CentreStructuredLoss(num_classes=num_classes, embedding_dim=dim, **kwargs).double()
 
 
 def _unit(x):
@@ -73,7 +73,7 @@ def test_matches_loop_reference_with_learnable_centres(kwargs):
     with torch.no_grad():  # centres of mixed norms so that some centre pairs are inside the margin, some outside
         loss.centres.mul_(torch.tensor([[0.4], [1.0], [1.6]], dtype=torch.float64))
     w = tuple(loss.term_weights[k] for k in TERMS)
-    opts = dict(w=w, tau=loss.inter_margin, neg=loss.lifted.neg_margin, pos=loss.lifted.pos_margin)
+    opts = {"w": w, "tau": loss.inter_margin, "neg": loss.lifted.neg_margin, "pos": loss.lifted.pos_margin}
     params = _params(loss)
 
     def ours(x, p):
@@ -155,7 +155,9 @@ def test_ema_centres_converge_to_class_means():
 def test_separation_reaches_embeddings_only_through_ema_centres():
     # learnable centres: the inter term depends on the centres alone; EMA: on the batch class means too
     x, y = batch(3, 4, 5, seed=35)
-    only_inter = dict(ce_weight=0.0, lifted_weight=0.0, intra_weight=0.0, inter_weight=1.0, inter_margin=4.0)
+    only_inter = {
+        "ce_weight": 0.0, "lifted_weight": 0.0, "intra_weight": 0.0, "inter_weight": 1.0, "inter_margin": 4.0
+    }
     for update, reaches in (("learn", False), ("ema", True)):
         loss = _loss(centre_update=update, **only_inter)
         xx = x.clone().requires_grad_(True)
@@ -245,7 +247,7 @@ def test_separation_pushes_close_centres_apart():
 
 
 def test_predict():
-    x, y = batch(3, 4, 5, seed=42)
+    x, _ = batch(3, 4, 5, seed=42)
     loss = _loss()
     f = F.normalize(x, dim=1)
     assert torch.equal(loss.predict(x), (f @ loss.classifier.weight.T + loss.classifier.bias).argmax(1))
@@ -259,7 +261,7 @@ def test_float32_and_device(device):
     x, y = batch(4, 4, 8, seed=43)
     ref = _loss(num_classes=4, dim=8, intra_weight=1.0, inter_weight=1.0)
     torch.manual_seed(0)
-    loss = CentreStructuredLoss(4, 8, intra_weight=1.0, inter_weight=1.0).to(device)
+    loss = CentreStructuredLoss(num_classes=4, embedding_dim=8, intra_weight=1.0, inter_weight=1.0).to(device)
     loss.load_state_dict({k: v.float() for k, v in ref.state_dict().items()})
     xx = x.float().to(device).requires_grad_(True)
     out = loss(xx, y.to(device))
@@ -295,11 +297,11 @@ def test_registered_and_built_by_name():
 def test_bad_hyper_parameters(kwargs, error, match):
     args = {"num_classes": 3, "embedding_dim": 4, **kwargs}
     with pytest.raises(error, match=match):
-        CentreStructuredLoss(args.pop("num_classes"), args.pop("embedding_dim"), **args)
+        CentreStructuredLoss(**args)
 
 
 def test_bad_input():
-    loss = CentreStructuredLoss(3, 4)
+    loss = CentreStructuredLoss(num_classes=3, embedding_dim=4)
     x, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     with pytest.raises(ValueError, match="embeddings must have 4 columns"):
         loss(torch.randn(6, 5), y)

@@ -41,11 +41,11 @@ def test_details_counts_trivial_pairs():
     assert torch.all(info.pair_gradient[info.weights.weights == 0] == 0)
 
 
-@pytest.mark.parametrize("margins", [(0.0, 1.0), (0.3, 1.2), (-0.1, 2.5)])
+@pytest.mark.parametrize("margins", [(0.0, 1.0), (0.3, 1.2), (0.0, 2.5), (0.6, 0.6)])
 def test_symmetric_fast_path_matches_general_path(margins):
     # forward() uses the symmetric backward of the distance matrix; compute() on the general matrix is the reference
     x, y = batch(5, 3, 6, seed=3)
-    loss = ContrastiveLoss(*margins)
+    loss = ContrastiveLoss(pos_margin=margins[0], neg_margin=margins[1])
 
     def general(x, y):
         return loss.compute(loss._pairs(x, y, loss._matrix(x)), details=False).loss

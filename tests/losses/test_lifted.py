@@ -9,7 +9,7 @@ from dmlbook.losses import LiftedStructureLoss
 @pytest.mark.parametrize("margins", [(1.0, 0.0), (0.5, 0.2)])
 def test_matches_loop_reference(margins):
     x, y = batch(3, 4, 5, seed=9)
-    loss = LiftedStructureLoss(*margins)
+    loss = LiftedStructureLoss(neg_margin=margins[0], pos_margin=margins[1])
     assert_close_value_grad(lambda x, y: loss(x, y), lambda x, y: reference(x, y, *margins), x, y)
 
 

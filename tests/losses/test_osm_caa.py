@@ -146,3 +146,36 @@ def test_constant_weight_gradient_matches_autograd():
     a = class_aware_attention(logits, y, "prob")
     (g2,) = torch.autograd.grad(reference(xx, y, a, detach=True), xx)
     assert torch.allclose(g1, g2, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 2e-2), (torch.bfloat16, 5e-2)], ids=["f16", "bf16"])
+@pytest.mark.parametrize("detach_weights", [True, False])
+def test_own_classifier_accepts_half_precision_embeddings(dtype, tol, detach_weights):
+    # the classifier stays float32: it runs in its own dtype, the result is in the embeddings' dtype
+    x, y = batch(4, 4, 8, dtype=torch.float32, seed=31)
+    torch.manual_seed(0)
+    loss = OSMCAALoss(num_classes=4, embedding_dim=8, detach_weights=detach_weights)
+    reference_value = loss(x, y)
+    half = x.to(dtype).requires_grad_(True)
+    out = loss(half, y)
+    assert out.dtype == dtype and torch.isfinite(out)
+    assert abs(out.item() - reference_value.item()) <= tol * abs(reference_value.item())
+    out.backward()
+    assert half.grad.dtype == dtype and torch.isfinite(half.grad).all() and half.grad.abs().sum() > 0
+    assert loss.classifier.classifier.weight.grad is not None  # the cross-entropy still trains the classifier
+    info = loss.details(x.to(dtype), y)
+    assert torch.isfinite(info.loss) and info.weights.attention.shape == (len(y),)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8], ids=str)
+def test_own_classifier_accepts_any_integer_labels(dtype):
+    x, y = batch(4, 4, 8, dtype=torch.float32, seed=32)
+    torch.manual_seed(0)
+    loss = OSMCAALoss(num_classes=4, embedding_dim=8)
+    assert torch.equal(loss(x, y.to(dtype)), loss(x, y))
+    assert torch.equal(loss.details(x, y.to(dtype)).loss, loss.details(x, y).loss)
+
+
+def test_own_classifier_names_a_wrong_embedding_size():
+    with pytest.raises(ValueError, match="embeddings must have 8 columns"):
+        OSMCAALoss(num_classes=4, embedding_dim=8)(torch.randn(8, 5), torch.arange(8) % 4)

@@ -5,7 +5,8 @@ from dml_reference import ranked_list as reference
 
 from dmlbook.losses import RankedListLoss
 
-SETTINGS = [dict(), dict(margin=0.6, Tn=5.0, Tp=2.0, imbalance=0.3), dict(margin=0.2, alpha=1.3, Tn=0.0)]
+SETTINGS = [{}, {"margin": 0.6, "Tn": 5.0, "Tp": 2.0, "imbalance": 0.3}, {"margin": 0.2, "alpha": 1.3, "Tn": 0.0},
+            {"margin": 0.5, "alpha": 0.3, "Tp": -1.0}]  # the last: positive boundary α − m < 0, every positive mined
 
 
 @pytest.mark.parametrize("kw", SETTINGS)
@@ -118,3 +119,34 @@ def test_default_variant_is_paper_and_bad_variant_is_rejected():
     assert RankedListLoss().variant == "paper"
     with pytest.raises(ValueError, match="variant must be one of 'paper', 'official'"):
         RankedListLoss(variant="caffe")
+
+
+# ---- the closed-form gradient of the paper variant ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw", SETTINGS)
+def test_closed_form_forward_matches_compute_on_the_pair_grid(kw):
+    """forward() uses the closed-form gradient on its own distance matrix; compute() with details is the path
+    details() takes: same value, and its |∂L/∂d| is what forward's backward applies."""
+    x, y = batch(4, 3, 6, seed=21)
+    loss = RankedListLoss(**kw)
+    info = loss.details(x, y)
+    assert torch.allclose(info.loss, loss(x, y).detach(), rtol=1e-12)
+    d = info.matrix.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss.compute(loss._pairs(x, y, d), details=False).loss, d)
+    assert torch.allclose(grad.abs(), info.pair_gradient, rtol=1e-12)
+
+
+def test_coincident_negatives_are_left_out():
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.6, 0.8]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 1, 0, 1])  # samples 0 and 1 coincide but differ in label
+    info = RankedListLoss().details(x, y)
+    assert info.weights.negative[0, 1] == 0 and info.weights.negative[0, 3] > 0
+    out = RankedListLoss()(x, y)
+    out.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_keyword_only():
+    with pytest.raises(TypeError):
+        RankedListLoss(0.4, 10.0)

@@ -20,6 +20,7 @@ from dmlbook.viz import EmbeddingExplorer
 from dmlbook.viz import explorer as ex_mod
 from dmlbook.viz._images import check_images, png_bytes, to_uint8_image
 from dmlbook.viz.explorer import Neighbors, is_interactive, pca_2d, procrustes_align
+from dmlbook.viz.explorer import projection as projection_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 N_CLASSES, PER_CLASS, DIM, SNAPS = 4, 10, 8, 3
@@ -154,8 +155,10 @@ def test_given_coordinates_are_used_as_given(data: dict) -> None:
 def test_projections_are_cached_per_snapshot(data: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = ex_mod.pca_2d
-    monkeypatch.setattr(ex_mod, "pca_2d", lambda x: calls.append(1) or real(x))
+    # the cache lives next to the projections (dmlbook.viz.explorer.projection)
+    monkeypatch.setattr(projection_mod, "pca_2d", lambda x: calls.append(1) or real(x))
     ex_mod._PROJECTION_CACHE.clear()
+    assert ex_mod._PROJECTION_CACHE is projection_mod._PROJECTION_CACHE
     e = make(data)
     e.precompute()
     e.coords(1)
