@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from dmlbook import report
+from dmlbook.experiments import report
 from dmlbook.train import TrainConfig, parse_key_value, train
 
 LOSS_ARGS: dict[str, dict[str, Any]] = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from dmlbook import report
+from dmlbook.experiments import report
 from dmlbook.losses import LOSSES
 from dmlbook.train import TrainConfig, train
 

@@ -12,7 +12,7 @@ COMMANDS = {
     "train": ("dmlbook.train", "train an embedding: python -m dmlbook train --dataset NAME --loss NAME ..."),
     "book": ("dmlbook.book", "execute the notebooks: python -m dmlbook book [--params ci|default|real|full]"),
     "data": ("dmlbook.data.cli", "datasets: python -m dmlbook data {list,download NAME}"),
-    "demo": ("dmlbook.demo", "a one-minute smoke demo of the core library"),
+    "demo": ("dmlbook.experiments.demo", "a one-minute smoke demo of the core library"),
 }
 
 

@@ -5,8 +5,8 @@ falling back to :func:`scipy.io.wavfile.read` for IEEE-float files; resampling u
 :func:`scipy.signal.resample_poly`; the spectrogram is :func:`torch.stft` followed by a triangular mel
 filterbank, the front end of most small-vocabulary speech recognisers and of the dysarthric-speech work this
 library's chapter 9 follows (Takashima, Takashima, Takiguchi & Ariki, *Dysarthric Speech Recognition Based on
-Deep Metric Learning*, Interspeech 2020; their exact features are not known here, see
-``shared/docs/algorithms.md`` §5).
+Deep Metric Learning*, Interspeech 2020; only their abstract was available, so their exact features are not known
+here).
 
 For a batch of waveforms ``x`` (B, T) at sample rate ``sr``:
 
@@ -23,6 +23,7 @@ Everything is batched (no Python loop over samples or frames), runs on the input
 float64. Waveforms of different lengths are brought to one length with :func:`fix_length` / :func:`pad_batch`
 (zero-padding or cropping, centred by default) before the transform.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,20 @@ MEL_NORMS = ("none", "slaney")
 ALIGNS = ("center", "start")
 
 __all__ = [
-    "ALIGNS", "MEL_NORMS", "MEL_SCALES", "LogMelSpectrogram", "fix_length", "hz_to_mel", "log_mel_spectrogram",
-    "mel_filterbank", "mel_to_hz", "num_frames", "pad_batch", "read_wav", "resample", "write_wav",
+    "ALIGNS",
+    "MEL_NORMS",
+    "MEL_SCALES",
+    "LogMelSpectrogram",
+    "fix_length",
+    "hz_to_mel",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+    "mel_to_hz",
+    "num_frames",
+    "pad_batch",
+    "read_wav",
+    "resample",
+    "write_wav",
 ]
 
 
@@ -51,8 +64,9 @@ __all__ = [
 def _waveforms(x: object, name: str = "waveforms") -> Tensor:
     """A finite floating-point (T,) or (B, T) tensor with T >= 1."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (samples,) or (batch, samples); "
-                        f"got {type(x).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (samples,) or (batch, samples); got {type(x).__name__}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float32 or float64); got {x.dtype}")
     if x.dim() not in (1, 2):
@@ -78,7 +92,12 @@ def read_wav(path: str | os.PathLike[str], *, mono: bool = True) -> tuple[Tensor
         raise FileNotFoundError(f"no WAV file at {path}")
     try:
         with wave.open(str(path), "rb") as f:
-            channels, width, rate, frames = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
+            channels, width, rate, frames = (
+                f.getnchannels(),
+                f.getsampwidth(),
+                f.getframerate(),
+                f.getnframes(),
+            )
             raw = f.readframes(frames)
         data = _pcm_to_float(raw, width, channels)  # (T, channels)
     except (wave.Error, EOFError) as err:
@@ -111,7 +130,9 @@ def _read_wav_scipy(path: Path, cause: Exception) -> tuple[np.ndarray, int]:
     try:
         from scipy.io import wavfile
     except ImportError:  # pragma: no cover - scipy is in the train extra
-        raise ValueError(f"{path} is not a PCM WAV file ({cause}); reading other WAV formats needs scipy") from None
+        raise ValueError(
+            f"{path} is not a PCM WAV file ({cause}); reading other WAV formats needs scipy"
+        ) from None
     try:
         rate, data = wavfile.read(str(path))
     except (ValueError, OSError) as err:
@@ -131,7 +152,9 @@ def write_wav(path: str | os.PathLike[str], waveform: Tensor | np.ndarray, sampl
     sample_rate = check_int(sample_rate, "sample_rate")
     x = waveform.detach().cpu().numpy() if isinstance(waveform, Tensor) else np.asarray(waveform)
     if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"waveform must be a non-empty 1-D float array; got dtype {x.dtype}, shape {x.shape}")
+        raise ValueError(
+            f"waveform must be a non-empty 1-D float array; got dtype {x.dtype}, shape {x.shape}"
+        )
     pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +176,9 @@ def resample(waveform: Tensor, orig_rate: int, new_rate: int) -> Tensor:
     try:
         from scipy.signal import resample_poly
     except ImportError:  # pragma: no cover - scipy is in the train extra
-        raise ImportError("resampling needs scipy: pip install dmlbook[train] (or pip install scipy)") from None
+        raise ImportError(
+            "resampling needs scipy: pip install dmlbook[train] (or pip install scipy)"
+        ) from None
     g = math.gcd(orig_rate, new_rate)
     out = resample_poly(waveform.detach().cpu().double().numpy(), new_rate // g, orig_rate // g, axis=-1)
     return torch.from_numpy(np.ascontiguousarray(out)).to(device=waveform.device, dtype=waveform.dtype)
@@ -172,7 +197,7 @@ def fix_length(waveforms: Tensor, length: int, *, align: str = "center") -> Tens
     t = waveforms.shape[-1]
     if t >= length:
         start = (t - length) // 2 if align == "center" else 0
-        return waveforms[..., start:start + length]
+        return waveforms[..., start : start + length]
     before = (length - t) // 2 if align == "center" else 0
     return torch.nn.functional.pad(waveforms, (before, length - t - before))  # (..., length)
 
@@ -183,8 +208,10 @@ def pad_batch(waveforms: Sequence[Tensor], length: int | None = None, *, align: 
         raise TypeError("waveforms must be a non-empty sequence of 1-D tensors")
     for i, w in enumerate(waveforms):
         if not isinstance(w, Tensor) or w.dim() != 1:
-            raise ValueError(f"waveforms[{i}] must be a 1-D tensor (samples,); got "
-                             f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
+            raise ValueError(
+                f"waveforms[{i}] must be a 1-D tensor (samples,); got "
+                f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}"
+            )
     length = max(w.shape[0] for w in waveforms) if length is None else check_int(length, "length")
     return torch.stack([fix_length(w, length, align=align) for w in waveforms])  # (B, length)
 
@@ -211,9 +238,18 @@ def mel_to_hz(mel: Tensor | float, *, scale: str = "htk") -> Tensor:
     return torch.where(m < 15.0, 200.0 * m / 3.0, 1000.0 * torch.exp(logstep * (m - 15.0)))
 
 
-def mel_filterbank(*, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None,
-                   scale: str = "htk", norm: str = "none", dtype: torch.dtype = torch.float32,
-                   device: torch.device | str | None = None) -> Tensor:
+def mel_filterbank(
+    *,
+    n_fft: int,
+    n_mels: int,
+    sample_rate: int,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    scale: str = "htk",
+    norm: str = "none",
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Triangular mel filters (n_mels, n_fft // 2 + 1) for a power spectrum of ``n_fft`` points.
 
     Filter i rises linearly from ``f_i`` to ``f_{i+1}`` and falls to ``f_{i+2}``, where ``f_0 < ... < f_{M+1}``
@@ -222,17 +258,27 @@ def mel_filterbank(*, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 
     frequencies ``ν_k = k · sample_rate / n_fft``. ``norm="slaney"`` scales row i by ``2 / (f_{i+2} − f_i)``
     (equal area). A filter that covers no FFT bin (too many mel bands for ``n_fft``) is an error.
     """
-    n_fft, n_mels, sample_rate = check_int(n_fft, "n_fft", 2), check_int(n_mels, "n_mels"), check_int(sample_rate, "sample_rate")
+    n_fft, n_mels, sample_rate = (
+        check_int(n_fft, "n_fft", 2),
+        check_int(n_mels, "n_mels"),
+        check_int(sample_rate, "sample_rate"),
+    )
     check_choice(scale, MEL_SCALES, "scale")
     check_choice(norm, MEL_NORMS, "norm")
     f_min = check_positive(f_min, "f_min", allow_zero=True)
     nyquist = sample_rate / 2
     f_max = nyquist if f_max is None else check_positive(f_max, "f_max")
     if not f_min < f_max <= nyquist:
-        raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}; got f_min={f_min}, f_max={f_max}")
+        raise ValueError(
+            f"need 0 <= f_min < f_max <= sample_rate / 2 = {nyquist}; got f_min={f_min}, f_max={f_max}"
+        )
     bins = torch.linspace(0.0, nyquist, n_fft // 2 + 1, dtype=torch.float64)  # (F,) ν_k
-    mels = torch.linspace(float(hz_to_mel(f_min, scale=scale)), float(hz_to_mel(f_max, scale=scale)), n_mels + 2,
-                          dtype=torch.float64)  # (M + 2,)
+    mels = torch.linspace(
+        float(hz_to_mel(f_min, scale=scale)),
+        float(hz_to_mel(f_max, scale=scale)),
+        n_mels + 2,
+        dtype=torch.float64,
+    )  # (M + 2,)
     edges = mel_to_hz(mels, scale=scale)  # (M + 2,) f_0 .. f_{M+1} in Hz
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
     rising = (bins[None, :] - lower) / (centre - lower)  # (M, F)
@@ -242,8 +288,10 @@ def mel_filterbank(*, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 
         fb = fb * (2.0 / (upper - lower))  # (M, F)
     empty = torch.nonzero(fb.sum(dim=1) == 0).flatten()
     if empty.numel():
-        raise ValueError(f"n_mels={n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz: mel band(s) "
-                         f"{empty.tolist()[:5]} cover no FFT bin; use fewer mel bands or a larger n_fft")
+        raise ValueError(
+            f"n_mels={n_mels} is too many for n_fft={n_fft} at {sample_rate} Hz: mel band(s) "
+            f"{empty.tolist()[:5]} cover no FFT bin; use fewer mel bands or a larger n_fft"
+        )
     return fb.to(dtype=dtype, device=device)
 
 
@@ -253,19 +301,42 @@ def num_frames(num_samples: int, hop_length: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ log-mel
-def log_mel_spectrogram(waveforms: Tensor, *, sample_rate: int, n_fft: int = 256, hop_length: int = 64,
-                        win_length: int | None = None, n_mels: int = 32, f_min: float = 0.0,
-                        f_max: float | None = None, power: float = 2.0, log_offset: float = 1e-6,
-                        scale: str = "htk", norm: str = "none", center: bool = True) -> Tensor:
+def log_mel_spectrogram(
+    waveforms: Tensor,
+    *,
+    sample_rate: int,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    win_length: int | None = None,
+    n_mels: int = 32,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    power: float = 2.0,
+    log_offset: float = 1e-6,
+    scale: str = "htk",
+    norm: str = "none",
+    center: bool = True,
+) -> Tensor:
     """``log(M |STFT(x)|^power + log_offset)``: (B, T) -> (B, n_mels, frames), or (T,) -> (n_mels, frames).
 
     See the module docstring for the equations. ``frames = 1 + T // hop_length`` with ``center=True`` (zero
     padding by ``n_fft // 2``), ``1 + (T − n_fft) // hop_length`` without (then T >= n_fft is required).
     """
     x = _waveforms(waveforms)
-    front = LogMelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                              n_mels=n_mels, f_min=f_min, f_max=f_max, power=power, log_offset=log_offset,
-                              scale=scale, norm=norm, center=center)
+    front = LogMelSpectrogram(
+        sample_rate=sample_rate,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        n_mels=n_mels,
+        f_min=f_min,
+        f_max=f_max,
+        power=power,
+        log_offset=log_offset,
+        scale=scale,
+        norm=norm,
+        center=center,
+    )
     return front.to(x.device)(x)
 
 
@@ -284,9 +355,22 @@ class LogMelSpectrogram(nn.Module):
         center: zero-pad ``n_fft // 2`` samples on both sides so that frame t is centred on sample ``t · hop``.
     """
 
-    def __init__(self, *, sample_rate: int, n_fft: int = 256, hop_length: int = 64, win_length: int | None = None,
-                 n_mels: int = 32, f_min: float = 0.0, f_max: float | None = None, power: float = 2.0,
-                 log_offset: float = 1e-6, scale: str = "htk", norm: str = "none", center: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        n_fft: int = 256,
+        hop_length: int = 64,
+        win_length: int | None = None,
+        n_mels: int = 32,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
+        log_offset: float = 1e-6,
+        scale: str = "htk",
+        norm: str = "none",
+        center: bool = True,
+    ) -> None:
         super().__init__()
         self.sample_rate = check_int(sample_rate, "sample_rate")
         self.n_fft = check_int(n_fft, "n_fft", 2)
@@ -301,8 +385,16 @@ class LogMelSpectrogram(nn.Module):
             raise TypeError(f"center must be True or False; got {type(center).__name__}")
         self.center = center
         self.f_min, self.f_max, self.scale, self.norm = f_min, f_max, scale, norm
-        fb = mel_filterbank(n_fft=self.n_fft, n_mels=self.n_mels, sample_rate=self.sample_rate, f_min=f_min,
-                            f_max=f_max, scale=scale, norm=norm, dtype=torch.float64)  # (M, F)
+        fb = mel_filterbank(
+            n_fft=self.n_fft,
+            n_mels=self.n_mels,
+            sample_rate=self.sample_rate,
+            f_min=f_min,
+            f_max=f_max,
+            scale=scale,
+            norm=norm,
+            dtype=torch.float64,
+        )  # (M, F)
         self.register_buffer("filterbank", fb, persistent=False)
         window = torch.hann_window(self.win_length, periodic=True, dtype=torch.float64)  # (W,)
         self.register_buffer("window", window, persistent=False)
@@ -323,13 +415,22 @@ class LogMelSpectrogram(nn.Module):
         if self.center:
             pad = self.n_fft // 2
             x = torch.nn.functional.pad(x, (pad, pad))  # (B, T + 2·pad) zero padding
-        spec = torch.stft(x, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                          window=self.window.to(x.dtype), center=False, return_complex=True)  # (B, F, frames)
+        spec = torch.stft(
+            x,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window.to(x.dtype),
+            center=False,
+            return_complex=True,
+        )  # (B, F, frames)
         power = spec.abs().pow(self.power) if self.power != 2.0 else spec.real.square() + spec.imag.square()
         mel = torch.matmul(self.filterbank.to(x.dtype), power)  # (B, M, frames)
         out = torch.log(mel + self.log_offset)  # (B, M, frames)
         return out[0] if single else out
 
     def extra_repr(self) -> str:
-        return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
-                f"win_length={self.win_length}, n_mels={self.n_mels}, scale={self.scale!r}, norm={self.norm!r}")
+        return (
+            f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
+            f"win_length={self.win_length}, n_mels={self.n_mels}, scale={self.scale!r}, norm={self.norm!r}"
+        )

@@ -580,11 +580,11 @@ def _run_demo(notebooks_dir: Path) -> int:
         flush=True,
     )
     try:
-        demo = importlib.import_module("dmlbook.demo")
+        demo = importlib.import_module("dmlbook.experiments.demo")
     except ModuleNotFoundError as exc:
-        if exc.name != "dmlbook.demo":
+        if exc.name not in ("dmlbook.experiments", "dmlbook.experiments.demo"):
             raise
-        print("error: dmlbook.demo is not available in this checkout either", file=sys.stderr)
+        print("error: dmlbook.experiments.demo is not available in this checkout either", file=sys.stderr)
         return 1
     return int(demo.main([]) or 0)
 

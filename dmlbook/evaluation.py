@@ -38,6 +38,7 @@ moves data off a GPU or drops float64 precision); its tie order is faiss's own.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Iterable
@@ -131,10 +132,23 @@ def _pair(query: Tensor, gallery: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ------------------------------------------------------------------------------------------- k-NN (torch)
-def _sq_dists(query: Tensor, gallery: Tensor, gallery_sq: Tensor) -> Tensor:
-    """Squared Euclidean distances ||q||^2 + ||g||^2 - 2 q.g, clamped at 0."""
-    d = torch.addmm(gallery_sq.unsqueeze(0), query, gallery.T, alpha=-2.0)  # (c, G)
-    return d.add_(query.pow(2).sum(1, keepdim=True)).clamp_(min=0)  # (c, G)
+def _shifted_sq_dists(query: Tensor, gallery: Tensor, gallery_sq: Tensor, out: Tensor) -> Tensor:
+    """||g||^2 - 2 q.g into ``out`` (c, G): the squared distance less ||q||^2, a per-row constant that cannot
+    change a row's ranking, so it is added (with the clamp at 0) only to the entries that are kept."""
+    return torch.addmm(gallery_sq.unsqueeze(0), query, gallery.T, alpha=-2.0, out=out)  # (c, G)
+
+
+def _pair_sq_dists(rows: Tensor, cols: Tensor, rows_sq: Tensor, cols_sq: Tensor, out: Tensor) -> Tensor:
+    """(||x_i||^2 + ||x_j||^2) - 2 x_i.x_j into ``out`` (r, c), unclamped. The norms are added first, and
+    addition commutes exactly, so a pair gets the same value whichever of its points is the row."""
+    torch.add(rows_sq.unsqueeze(1), cols_sq.unsqueeze(0), out=out)  # (r, c)
+    return out.addmm_(rows, cols.T, alpha=-2.0)  # (r, c)
+
+
+def _finish(d: Tensor, shift: Tensor | None) -> Tensor:
+    """Squared distances clamped at 0, from unclamped ones (plus the per-row ``shift``, (c, 1), if any): the same
+    rounding as computing them for the whole row first. A new tensor."""
+    return (d.add(shift) if shift is not None else d.clone(memory_format=torch.contiguous_format)).clamp_(min=0)
 
 
 def _lowest_index_selection(d: Tensor, kth: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -161,26 +175,112 @@ def _topk_deterministic(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return vals, idx.gather(1, order2)  # (c, k), (c, k)
 
 
-def _chunk_rows(gallery_size: int, itemsize: int, chunk_bytes: int) -> int:
-    """Query rows per chunk so that the distance block (plus a bool mask) fits in ``chunk_bytes``."""
-    return max(1, chunk_bytes // (gallery_size * (itemsize + 1)))
+def _group_size(n: int, k: int) -> int:
+    """Columns per group of the candidate pre-selection over n columns, or 0 when it would not pay (k too large
+    for n). About sqrt(n / (k + 1)) balances the two small selections (among n / m group minima, then among the
+    (k + 1) m candidates)."""
+    group = round(math.sqrt(n / (k + 1)))
+    return group if group >= 8 and 4 * (k + 1) * group <= n else 0
+
+
+def _select(d: Tensor, k: int, group: int, shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The k smallest finished values per row of ``d`` (c, W) and their columns, sorted by (value, column),
+    exactly; by candidate pre-selection when the columns form enough whole groups of ``group``.
+
+    Pre-selection: let t be the (k+1)-th smallest group minimum of a row. Every column outside the k + 1 groups
+    with the smallest minima is >= t, and those groups hold at least k + 1 columns <= t. So the k smallest lie
+    among their (k + 1) x group columns, unless the k-th value found equals the finished t, when a tie with a
+    column outside cannot be ruled out: such rows (rare: exact or float-rounding ties) are redone in full. The
+    finishing (adding ``shift``, clamping at 0) is monotone, so selecting before it is exact.
+    """
+    c, width = d.shape
+    if not group or width % group or width < 4 * (k + 1) * group:
+        return _topk_deterministic(_finish(d, shift), k)
+    minima = d.view(c, width // group, group).amin(2)  # (c, W/m)
+    low, groups = torch.topk(minima, k + 1, dim=1, largest=False)  # (c, k+1) sorted ascending
+    groups = groups.sort(dim=1).values  # (c, k+1) so that candidate columns ascend
+    offsets = torch.arange(group, device=d.device)  # (m,)
+    cols = (groups.unsqueeze(2) * group + offsets).view(c, -1)  # (c, (k+1) m) ascending columns
+    vals, pos = _topk_deterministic(_finish(d.gather(1, cols), shift), k)  # (c, k) by (value, column)
+    idx = cols.gather(1, pos)  # (c, k)
+    unsure = vals[:, -1] >= _finish(low[:, k:], shift).squeeze(1)  # (c,)
+    if bool(unsure.any()):
+        rows = unsure.nonzero().squeeze(1)  # (r,)
+        vals[rows], idx[rows] = _topk_deterministic(_finish(d[rows], shift[rows] if shift is not None else None), k)
+    return vals, idx  # (c, k), (c, k)
+
+
+def _merge(vals: Tensor, idx: Tensor, new_vals: Tensor, new_idx: Tensor) -> tuple[Tensor, Tensor]:
+    """Merge running (r, k) neighbour lists with (r, k') candidates: the k smallest by (value, index)."""
+    k = vals.shape[1]
+    idx, order = torch.cat([idx, new_idx], 1).sort(dim=1)  # (r, k + k') by index
+    vals, order2 = torch.cat([vals, new_vals], 1).gather(1, order).sort(dim=1, stable=True)  # then by value
+    return vals[:, :k], idx.gather(1, order2[:, :k])  # (r, k), (r, k)
+
+
+def _chunk_rows(n_cols: int, itemsize: int, chunk_bytes: int) -> int:
+    """Rows per block so that a (rows, n_cols) block of distances fits in ``chunk_bytes``."""
+    return max(1, chunk_bytes // (n_cols * itemsize))
 
 
 def _knn_torch(
     query: Tensor, gallery: Tensor, k: int, exclude_self: bool, chunk_bytes: int
 ) -> tuple[Tensor, Tensor]:
-    n_query = query.shape[0]
-    rows = _chunk_rows(gallery.shape[0], query.element_size(), chunk_bytes)
+    if exclude_self:
+        return _knn_torch_self(query, k, chunk_bytes)
+    n_query, n_gallery = query.shape[0], gallery.shape[0]
+    group = _group_size(n_gallery, k)
     gallery_sq = gallery.pow(2).sum(1)  # (G,)
+    if group:  # pad to whole groups with columns at +inf (zero rows, infinite norm)
+        pad = -n_gallery % group
+        gallery = torch.cat([gallery, gallery.new_zeros(pad, gallery.shape[1])])  # (G', D)
+        gallery_sq = torch.cat([gallery_sq, gallery_sq.new_full((pad,), float("inf"))])  # (G',)
+    rows = min(n_query, _chunk_rows(gallery.shape[0], query.element_size(), chunk_bytes))
+    block = query.new_empty(rows, gallery.shape[0])  # (rows, G') reused by every chunk
     dists = query.new_empty(n_query, k)  # (Q, k)
     indices = torch.empty(n_query, k, dtype=torch.long, device=query.device)  # (Q, k)
     for start in range(0, n_query, rows):
         stop = min(start + rows, n_query)
-        d = _sq_dists(query[start:stop], gallery, gallery_sq)  # (c, G)
-        if exclude_self:
-            d.diagonal(offset=start).fill_(float("inf"))  # entries (i, start + i): the query itself
-        dists[start:stop], indices[start:stop] = _topk_deterministic(d, k)
+        q = query[start:stop]  # (c, D)
+        d = _shifted_sq_dists(q, gallery, gallery_sq, block[: stop - start])  # (c, G')
+        dists[start:stop], indices[start:stop] = _select(d, k, group, shift=q.pow(2).sum(1, keepdim=True))
     return dists.sqrt_(), indices  # (Q, k), (Q, k)
+
+
+def _knn_torch_self(x: Tensor, k: int, chunk_bytes: int) -> tuple[Tensor, Tensor]:
+    """Leave-one-out k-NN of ``x`` (N, D) among its own rows, computing each pair's distance once.
+
+    The rows are taken in strips: strip [s, e) is compared with rows [s, N) only. Its block gives rows s..e their
+    neighbours among columns >= s; transposed, it gives every later row j >= e its candidates among rows s..e,
+    merged into j's running list. Row j's columns < s came that way from earlier strips, so the matrix
+    products cover half of the N x N pairs. Results are exact, ties broken by lower index as in the other path.
+    """
+    n, itemsize = x.shape[0], x.element_size()
+    rows = min(n, _chunk_rows(n, itemsize, chunk_bytes))
+    group = _group_size(rows, k)
+    x_sq = x.pow(2).sum(1)  # (N,)
+    if group:  # pad to whole groups with rows at +inf (zero rows, infinite norm), strips of whole groups
+        pad = -n % group
+        x = torch.cat([x, x.new_zeros(pad, x.shape[1])])  # (N', D)
+        x_sq = torch.cat([x_sq, x_sq.new_full((pad,), float("inf"))])  # (N',)
+        rows = min(x.shape[0], _chunk_rows(x.shape[0], itemsize, chunk_bytes)) // group * group
+        if rows < 4 * (k + 1) * group:  # the padding ate the margin
+            group, rows, x, x_sq = 0, min(n, _chunk_rows(n, itemsize, chunk_bytes)), x[:n], x_sq[:n]
+    n_pad = x.shape[0]
+    buffer = x.new_empty(rows * n_pad)  # room for the largest block, reused
+    dists = x.new_full((n_pad, k), float("inf"))  # (N', k) running lists, sorted by (value, index)
+    indices = torch.arange(n_pad, n_pad + k, device=x.device).expand(n_pad, k).clone()  # (N', k) placeholders
+    for start in range(0, n_pad, rows):
+        stop = min(start + rows, n_pad)
+        d = buffer[: (stop - start) * (n_pad - start)].view(stop - start, n_pad - start)  # (r, N' - s)
+        _pair_sq_dists(x[start:stop], x[start:], x_sq[start:stop], x_sq[start:], d)
+        d.diagonal().fill_(float("inf"))  # (i, i): the query itself
+        vals, cols = _select(d, min(k, d.shape[1]), group)  # (r, k) among columns >= s
+        dists[start:stop], indices[start:stop] = _merge(dists[start:stop], indices[start:stop], vals, cols + start)
+        if stop < n_pad:  # later rows: their candidates among this strip's rows
+            vals, cols = _select(d[:, stop - start:].T, min(k, stop - start), group)  # (N' - e, k')
+            dists[stop:], indices[stop:] = _merge(dists[stop:], indices[stop:], vals, cols + start)
+    return dists[:n].sqrt_(), indices[:n]  # (N, k), (N, k)
 
 
 # ------------------------------------------------------------------------------------------- k-NN (faiss)

@@ -4,7 +4,12 @@ import torch
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))])
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not CUDA, reason="no CUDA device")]),
+    ]
+)
 def device(request) -> torch.device:
     return torch.device(request.param)
 

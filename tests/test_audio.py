@@ -1,5 +1,6 @@
 """The audio front end (dmlbook.audio) against loop references written from the formulas, known values of the
 mel scales, WAV files written byte by byte, and bad input."""
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ from dmlbook import audio
 
 def ref_filterbank(n_fft, n_mels, sr, f_min, f_max, scale, norm):
     """Mel filters with explicit loops over bands and FFT bins (float64)."""
+
     def to_mel(f):
         if scale == "htk":
             return 2595.0 * math.log10(1.0 + f / 700.0)
@@ -48,12 +50,12 @@ def ref_log_mel(x, sr, n_fft, hop, win_length, n_mels, power, offset, center, sc
     window = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)  # periodic Hann
     left = (n_fft - win_length) // 2
     full = np.zeros(n_fft)
-    full[left:left + win_length] = window
+    full[left : left + win_length] = window
     fb = ref_filterbank(n_fft, n_mels, sr, 0.0, sr / 2, scale, norm)
     frames = 1 + (len(x) - n_fft) // hop
     out = np.zeros((n_mels, frames))
     for t in range(frames):
-        seg = x[t * hop:t * hop + n_fft] * full
+        seg = x[t * hop : t * hop + n_fft] * full
         p = np.abs(np.fft.rfft(seg)) ** power
         out[:, t] = np.log(fb @ p + offset)
     return out
@@ -75,10 +77,20 @@ def test_mel_scale_known_values():
 
 @pytest.mark.parametrize("scale,norm", [("htk", "none"), ("slaney", "slaney"), ("htk", "slaney")])
 def test_filterbank_matches_loop(scale, norm):
-    fb = audio.mel_filterbank(n_fft=256, n_mels=24, sample_rate=8000, f_min=50.0, f_max=3900.0, scale=scale,
-                              norm=norm, dtype=torch.float64)
+    fb = audio.mel_filterbank(
+        n_fft=256,
+        n_mels=24,
+        sample_rate=8000,
+        f_min=50.0,
+        f_max=3900.0,
+        scale=scale,
+        norm=norm,
+        dtype=torch.float64,
+    )
     assert fb.shape == (24, 129)
-    np.testing.assert_allclose(fb.numpy(), ref_filterbank(256, 24, 8000, 50.0, 3900.0, scale, norm), atol=1e-12)
+    np.testing.assert_allclose(
+        fb.numpy(), ref_filterbank(256, 24, 8000, 50.0, 3900.0, scale, norm), atol=1e-12
+    )
     assert (fb >= 0).all() and (fb.sum(dim=1) > 0).all()
 
 
@@ -108,8 +120,16 @@ def test_filterbank_bad_arguments():
 def test_log_mel_matches_loop_reference(center, win_length, power):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 1000)) * 0.1
-    got = audio.log_mel_spectrogram(torch.from_numpy(x), sample_rate=8000, n_fft=256, hop_length=80,
-                                    win_length=win_length, n_mels=20, power=power, center=center)
+    got = audio.log_mel_spectrogram(
+        torch.from_numpy(x),
+        sample_rate=8000,
+        n_fft=256,
+        hop_length=80,
+        win_length=win_length,
+        n_mels=20,
+        power=power,
+        center=center,
+    )
     assert got.dtype == torch.float64
     for b in range(3):
         ref = ref_log_mel(x[b], 8000, 256, 80, win_length or 256, 20, power, 1e-6, center)
@@ -119,7 +139,9 @@ def test_log_mel_matches_loop_reference(center, win_length, power):
 
 def test_log_mel_slaney_matches_loop_reference():
     x = np.sin(2 * np.pi * 440 * np.arange(800) / 8000)
-    got = audio.log_mel_spectrogram(torch.from_numpy(x), sample_rate=8000, n_mels=16, scale="slaney", norm="slaney")
+    got = audio.log_mel_spectrogram(
+        torch.from_numpy(x), sample_rate=8000, n_mels=16, scale="slaney", norm="slaney"
+    )
     ref = ref_log_mel(x, 8000, 256, 64, 256, 16, 2.0, 1e-6, True, "slaney", "slaney")
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-9)
 
@@ -177,7 +199,9 @@ def test_fix_length_crop_and_pad():
     torch.testing.assert_close(audio.fix_length(x, 4), torch.tensor([4.0, 5.0, 6.0, 7.0]))  # centre crop
     torch.testing.assert_close(audio.fix_length(x, 4, align="start"), torch.tensor([1.0, 2.0, 3.0, 4.0]))
     padded = audio.fix_length(x, 15)
-    torch.testing.assert_close(padded, torch.cat([torch.zeros(2), x, torch.zeros(3)]))  # centred in the padding
+    torch.testing.assert_close(
+        padded, torch.cat([torch.zeros(2), x, torch.zeros(3)])
+    )  # centred in the padding
     torch.testing.assert_close(audio.fix_length(x, 12, align="start"), torch.cat([x, torch.zeros(2)]))
     batch = torch.stack([x, -x])
     assert audio.fix_length(batch, 7).shape == (2, 7)
@@ -224,8 +248,11 @@ def test_read_wav_pcm_widths(tmp_path):
     x, _ = audio.read_wav(_write_pcm(tmp_path / "a24.wav", raw, width=3))
     torch.testing.assert_close(x, torch.tensor([-1.0, -1 / (1 << 23), 0.5]))
     # 32-bit
-    x, _ = audio.read_wav(_write_pcm(tmp_path / "a32.wav", np.array([-(1 << 31), 1 << 30], "<i4").tobytes(),
-                                     width=4, rate=16000))
+    x, _ = audio.read_wav(
+        _write_pcm(
+            tmp_path / "a32.wav", np.array([-(1 << 31), 1 << 30], "<i4").tobytes(), width=4, rate=16000
+        )
+    )
     torch.testing.assert_close(x, torch.tensor([-1.0, 0.5]))
 
 

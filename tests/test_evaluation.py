@@ -213,35 +213,100 @@ def test_ties_are_broken_by_lower_index_for_any_chunk_size():
         assert (idx.numpy() == ref).all()
 
 
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_group_preselection_keeps_ties_by_lower_index(exclude_self):
+    # 1,999 integer points in {0..4}^3: 125 distinct, so every k-th neighbour is tied with many others
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 5, (1999, 3), generator=gen).float()
+    q = x if exclude_self else x[:300] + 1
+    k = 12
+    assert ev._group_size(len(x), k) > 0 and len(x) % ev._group_size(len(x), k)  # pre-selection, padded gallery
+    d = torch.cdist(q.double(), x.double())  # (Q, G) exact: small integers
+    if exclude_self:
+        d.fill_diagonal_(float("inf"))
+    cols = np.broadcast_to(np.arange(len(x)), d.shape)
+    ref = np.lexsort((cols, d.numpy()), axis=1)[:, :k]  # by distance, then by index
+    for chunk_bytes in (1, 100_000, ev.DEFAULT_CHUNK_BYTES):
+        dist, idx = knn(q, x, k, exclude_self=exclude_self, backend="torch", chunk_bytes=chunk_bytes)
+        assert (idx.numpy() == ref).all()
+        torch.testing.assert_close(dist.double(), d.gather(1, torch.from_numpy(ref)))
+
+
+@pytest.mark.parametrize(("k", "chunk_bytes"), [(3, 3_300_000), (12, ev.DEFAULT_CHUNK_BYTES), (12, 100_000)])
+def test_leave_one_out_strips_keep_ties_by_lower_index(k, chunk_bytes):
+    # 2,003 integer points: exact ties everywhere; (3, 3.3 MB) takes 5 strips of 410 rows in groups of 10 (padded
+    # to 2,010), so later rows get grouped candidates from the transposed blocks
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 5, (2003, 3), generator=gen).float()
+    d = torch.cdist(x.double(), x.double()).fill_diagonal_(float("inf"))  # (N, N) exact
+    cols = np.broadcast_to(np.arange(len(x)), d.shape)
+    ref = np.lexsort((cols, d.numpy()), axis=1)[:, :k]
+    dist, idx = knn(x, x, k, exclude_self=True, backend="torch", chunk_bytes=chunk_bytes)
+    assert (idx.numpy() == ref).all()
+    torch.testing.assert_close(dist.double(), d.gather(1, torch.from_numpy(ref)))
+
+
+@pytest.mark.parametrize("near_duplicates", [False, True])
+def test_group_preselection_equals_the_full_sort_bit_for_bit(monkeypatch, near_duplicates):
+    x, _ = clustered(3000, 24, 40, 11)
+    if near_duplicates:  # distances that round below 0 and are clamped: ties at 0 between distinct points
+        x[1::2] = x[::2][: len(x[1::2])] + 1e-7 * torch.randn(len(x[1::2]), 24)
+    q, g = F.normalize(x, dim=1), F.normalize(x[:2500], dim=1)
+    strips = 1200 * 2500 * 4  # leave-one-out in 3 strips, grouped candidates in both directions
+
+    def run():
+        return [knn(q, g, 15), knn(g, g, 15, exclude_self=True), knn(g, g, 15, exclude_self=True, chunk_bytes=strips)]
+
+    fast = run()
+    assert ev._group_size(len(g), 15) > 0 and ev._group_size(1200, 15) > 0
+    monkeypatch.setattr(ev, "_group_size", lambda gallery_size, k: 0)  # every row sorted in full
+    full = run()
+    for (d1, i1), (d2, i2) in zip(fast, full):
+        assert torch.equal(i1, i2) and torch.equal(d1, d2)
+    assert torch.equal(full[1][1], full[2][1])  # one strip or three: the same neighbours
+    if near_duplicates:
+        assert (full[1][0][:, 0] == 0).sum() > 100
+
+
 def test_memory_chunks_never_build_the_full_matrix(monkeypatch):
     n, budget = 3000, 200_000
     blocks = []
-    real = ev._sq_dists
+    real_pair, real_shifted = ev._pair_sq_dists, ev._shifted_sq_dists
 
-    def spy(query, gallery, gallery_sq):
-        out = real(query, gallery, gallery_sq)
+    def spy_pair(rows, cols, rows_sq, cols_sq, out):
+        out = real_pair(rows, cols, rows_sq, cols_sq, out)
         blocks.append(out.numel() * out.element_size())
         return out
 
-    monkeypatch.setattr(ev, "_sq_dists", spy)
+    def spy_shifted(query, gallery, gallery_sq, out):
+        out = real_shifted(query, gallery, gallery_sq, out)
+        blocks.append(out.numel() * out.element_size())
+        return out
+
+    monkeypatch.setattr(ev, "_pair_sq_dists", spy_pair)
+    monkeypatch.setattr(ev, "_shifted_sq_dists", spy_shifted)
     x = torch.randn(n, 32)
     y = torch.randint(0, 300, (n,))
-    evaluate(x, y, nmi=False, backend="torch", chunk_bytes=budget)
+    evaluate(x, y, nmi=False, backend="torch", chunk_bytes=budget)  # leave-one-out: the pair blocks
     assert len(blocks) > 1 and max(blocks) <= budget and max(blocks) < n * n * 4
+    assert sum(blocks) < 0.6 * n * n * 4  # each pair once: about half the matrix in all
+    blocks.clear()
+    evaluate_query_gallery(x[:500], y[:500], x, y, nmi=False, backend="torch", chunk_bytes=budget)
+    assert len(blocks) > 1 and max(blocks) <= budget
 
 
 @pytest.mark.slow
 def test_memory_50k_by_512(monkeypatch):
     n, dim = 50_000, 512
     blocks = []
-    real = ev._sq_dists
+    real = ev._pair_sq_dists
 
-    def spy(query, gallery, gallery_sq):
-        out = real(query, gallery, gallery_sq)
+    def spy(rows, cols, rows_sq, cols_sq, out):
+        out = real(rows, cols, rows_sq, cols_sq, out)
         blocks.append(out.numel())
         return out
 
-    monkeypatch.setattr(ev, "_sq_dists", spy)
+    monkeypatch.setattr(ev, "_pair_sq_dists", spy)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, dim, generator=gen)
     y = torch.arange(n) % 5000  # 10 per class

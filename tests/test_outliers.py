@@ -1,14 +1,16 @@
+"""dmlbook.experiments.outliers: noise, attention read from the loss, detection scores and training under noise."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from dmlbook import outliers
 from dmlbook.data import DMLDataset, corrupt
+from dmlbook.experiments import outliers
 from dmlbook.losses import OSMCAALoss
 from dmlbook.models import build_model
-from dmlbook.train import TrainConfig
+from dmlbook.train import TrainConfig, run
 
 
 def test_noise_fractions():
@@ -61,7 +63,11 @@ def _corrupted_toy():
 def test_kinds_report_and_captions():
     noisy, pool = _corrupted_toy()
     kinds = outliers.corruption_kinds(noisy)
-    assert (kinds == "outlier").sum() == 10 and (kinds == "flipped").sum() == 10 and (kinds == "clean").sum() == 20
+    assert (
+        (kinds == "outlier").sum() == 10
+        and (kinds == "flipped").sum() == 10
+        and (kinds == "clean").sum() == 20
+    )
     attention = np.where(kinds == "clean", 0.9, np.where(kinds == "outlier", 0.1, 0.5))
     report = outliers.detection_report(attention, noisy)
     assert report["auc"] == 1.0 and report["auc_outliers"] == 1.0 and report["auc_flipped"] == 1.0
@@ -73,7 +79,9 @@ def test_kinds_report_and_captions():
     (clean, k0), (out, k1), (flip, k2) = outliers.sample_captions(noisy, idx, foreign=pool)
     assert (k0, k1, k2) == ("clean", "outlier", "flipped")
     assert clean.endswith("clean") and "is: bag (outlier)" in out and "(flipped)" in flip
-    assert out.startswith("label: ") and outliers.sample_captions(noisy, idx[1:2])[0][0].endswith("foreign (outlier)")
+    assert out.startswith("label: ") and outliers.sample_captions(noisy, idx[1:2])[0][0].endswith(
+        "foreign (outlier)"
+    )
 
 
 def test_sample_attention_reads_the_loss_classifier():
@@ -112,3 +120,26 @@ def test_train_noisy_tiny_run_is_paired_and_seeded():
     assert again.recall_at_1 == plain.recall_at_1  # same seed, same batches, same result
     det = outliers.train_noisy("osm_caa", noisy, test, config, loss_args={"attention": "gaussian"})
     assert det.loss_fn.attention == "gaussian" and det.attention.min() >= 0.3
+
+
+def test_train_noisy_is_one_run_without_validation():
+    train, test, foreign = outliers.foreign_split("digits", [9], max_train=200, max_test=150, seed=0)
+    assert len(train) == 200 and len(test) == 150
+    again = outliers.foreign_split("digits", [9], max_train=200, max_test=150, seed=0)
+    assert (
+        train.labels.tolist() == again[0].labels.tolist() and test.labels.tolist() == again[1].labels.tolist()
+    )
+    noisy = corrupt(train, flip_fraction=0.2, outliers=foreign, seed=1)
+    config = TrainConfig(
+        dataset="digits", epochs=2, batches_per_epoch=3, progress=False, device="cpu", loss_args={"lam": 0.6}
+    )
+    epochs = []
+    noisy_run = outliers.train_noisy("osm_caa", noisy, test, config, device="cpu", on_epoch=epochs.append)
+    reference = run(config, loss="osm_caa", val_fraction=0.0, splits=(noisy, None, test), nmi=False)
+    assert noisy_run.recall_at_1 == reference.metrics["recall@1"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and noisy_run.history[-1]["loss"] == reference.history[-1][
+        "loss"
+    ]
+    assert noisy_run.loss_fn.lam == 0.6  # the config's loss_args are kept
+    attention = outliers.sample_attention(reference.model, reference.loss_fn, noisy)
+    np.testing.assert_array_equal(noisy_run.attention, attention)

@@ -1,20 +1,31 @@
-"""dmlbook.report: mean ± std tables, the raw-input baseline and the measured comparison."""
+"""dmlbook.experiments.report: mean ± std tables, the raw-input baseline and the measured comparison."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from dmlbook import report
+from dmlbook.experiments import report
 
 
 def _run(r1, mp=0.3, **kw):
-    return {"recall@1": r1, "recall@2": min(1, r1 + 0.05), "recall@4": min(1, r1 + 0.1),
-            "recall@8": min(1, r1 + 0.15), "map@r": mp, **kw}
+    return {
+        "recall@1": r1,
+        "recall@2": min(1, r1 + 0.05),
+        "recall@4": min(1, r1 + 0.1),
+        "recall@8": min(1, r1 + 0.15),
+        "map@r": mp,
+        **kw,
+    }
 
 
 RUNS = {
-    "a": [_run(0.50, epochs=10, seconds=60), _run(0.52, epochs=12, seconds=60), _run(0.54, epochs=14, seconds=60)],
+    "a": [
+        _run(0.50, epochs=10, seconds=60),
+        _run(0.52, epochs=12, seconds=60),
+        _run(0.54, epochs=14, seconds=60),
+    ],
     "b": [_run(0.49), _run(0.50), _run(0.51)],
     "c": [_run(0.30), _run(0.31), _run(0.32)],
 }
@@ -45,7 +56,9 @@ def test_summarize_means_stds():
 def test_results_table():
     table = report.results_table(RUNS, raw=_run(0.40, mp=0.2), title="T")
     lines = table.splitlines()
-    assert lines[0] == "T" and lines[2].startswith("| method | R@1 | R@2 | R@4 | R@8 | map@r | epochs | min/run |")
+    assert lines[0] == "T" and lines[2].startswith(
+        "| method | R@1 | R@2 | R@4 | R@8 | map@r | epochs | min/run |"
+    )
     assert lines[4].startswith("| raw input (cosine k-NN) | 40.0 |")
     assert "| a | 52.0 ± 2.0 |" in table and "| 12 | 1.00 |" in table
     assert "| b | 50.0 ± 1.0 |" in table and table.rstrip().endswith("| – | – |")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .corruption import corrupt, corrupted_mask
 from .dataset import DMLDataset, ImageDataset
-from .download import download
-from .errors import ChecksumMismatchError, DatasetNotFoundError, DownloadError
+from .download import download, verify_files
+from .errors import ChecksumMismatchError, DamagedFileError, DatasetNotFoundError, DownloadError
 from .info import DatasetInfo, RemoteFile
 from .registry import (
     candidate_dirs,
@@ -32,6 +32,7 @@ __all__ = [
     "make_blobs", "make_patterns", "make_synthetic",
 ]
 __all__ += ["corrupt", "corrupted_mask"]
+__all__ += ["DamagedFileError", "verify_files"]
 
 # Free Spoken Digit Dataset (log-mel spectrograms, speaker ids) and dermoscopy (ISIC 2016, PH2 with lesion masks,
 # generated lesions); both are in the registry

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_flag
 from ._tables import as_int, load_mat_strings, load_mat_struct, read_csv
 from .dataset import ImageDataset
 from .info import DatasetInfo
@@ -111,13 +112,16 @@ def read_annotations(folder: str | Path) -> dict[str, Any]:
     return {**{k: np.concatenate(v) for k, v in cols.items()}, "class_names": _meta_names(folder)}
 
 
-def load(folder: Path, *, transform: object = None) -> SplitSource:
+def load(folder: Path, *, transform: object = None, check_files: bool = True) -> SplitSource:
     """All images found (lazily decoded), classes 1-98 on the train side. ``meta``: ``bbox`` (in the
-    coordinates of the original images) and ``part`` (official train/test half)."""
+    coordinates of the original images) and ``part`` (official train/test half). The image headers are checked
+    now (about 0.5 s for 8,144 JPEGs) unless ``check_files=False``."""
     a = read_annotations(folder)
     ids = np.unique(a["class_id"])
     names = a["class_names"]
     ds = ImageDataset(a["path"], np.searchsorted(ids, a["class_id"]), class_ids=ids,
                       class_names=[str(names[i]) for i in ids] if all(i in names for i in ids) else None,
                       transform=transform, meta={"bbox": a["bbox"], "part": a["part"]}, name="cars196", info=INFO)
+    if check_flag(check_files, "check_files"):
+        ds.check_files()
     return SplitSource(ds, class_mask(ds.labels, ds.class_ids, TRAIN_CLASSES))

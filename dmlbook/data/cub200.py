@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_flag
 from ._tables import as_int, read_rows
 from .dataset import ImageDataset
 from .info import DatasetInfo, RemoteFile
@@ -42,8 +43,9 @@ def check(folder: Path) -> str | None:
     return next((name for name in REQUIRED if not (folder / name.rstrip("/")).exists()), None)
 
 
-def load(folder: Path, *, transform: object = None) -> SplitSource:
-    """All 11,788 images (lazily decoded); classes 1-100 on the train side. ``meta["bbox"]``: x, y, w, h."""
+def load(folder: Path, *, transform: object = None, check_files: bool = True) -> SplitSource:
+    """All 11,788 images (lazily decoded); classes 1-100 on the train side. ``meta["bbox"]``: x, y, w, h. The
+    image headers are checked now unless ``check_files=False``."""
     paths = dict(read_rows(folder / "images.txt"))
     image_ids = list(paths)
     class_of = {i: int(c) for i, c in read_rows(folder / "image_class_labels.txt")}
@@ -63,4 +65,6 @@ def load(folder: Path, *, transform: object = None) -> SplitSource:
             meta["bbox"] = np.asarray([boxes[i] for i in image_ids], dtype=np.float32)
     ds = ImageDataset([folder / "images" / paths[i] for i in image_ids], np.searchsorted(ids, raw), class_ids=ids,
                       class_names=names, transform=transform, meta=meta, name="cub200", info=INFO)
+    if check_flag(check_files, "check_files"):
+        ds.check_files()
     return SplitSource(ds, class_mask(ds.labels, ds.class_ids, TRAIN_CLASSES))

@@ -20,19 +20,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ._optional import require
+from .errors import DamagedFileError
 
 Transform = Callable[[Any], Any]
-
-
-class DamagedFileError(ValueError):
-    """A data file is present but cannot be read: truncated, corrupt, or not the published data.
-
-    ``path``: the (first) damaged file. The message names every damaged file found and what is wrong with it.
-    """
-
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 def check_image_files(paths: Sequence[str | Path], *, name: str = "", limit: int = 5) -> None:

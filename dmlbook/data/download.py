@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._optional import require
-from .dataset import DamagedFileError
-from .errors import ChecksumMismatchError, DownloadError
+from .errors import ChecksumMismatchError, DamagedFileError, DownloadError
 from .info import RemoteFile
 from .registry import _call, _entry, data_home, find_root
 

@@ -20,6 +20,18 @@ class DatasetNotFoundError(FileNotFoundError):
         return str(self.args[0])
 
 
+class DamagedFileError(ValueError):
+    """A data file is present but cannot be read: truncated, corrupt, or not the published data.
+
+    ``path``: the (first) damaged file. The message names every damaged file found, what is wrong with it and
+    how to replace it.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class DownloadError(RuntimeError):
     """A download failed (network error, truncated transfer, unusable archive) or needs a manual step."""
 

@@ -10,6 +10,7 @@ Protocols: ``"classes"`` (default, for metric learning) uses all 70,000 images, 
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 from .._checks import check_choice
 from .dataset import DMLDataset
-from .errors import not_found
+from .errors import DamagedFileError, not_found
 from .info import DatasetInfo, RemoteFile
 from .splits import SplitSource
 
@@ -72,21 +73,42 @@ def check(folder: Path) -> str | None:
     return None
 
 
+def _replace_hint(path: Path) -> str:
+    return (f"replace it: python -m dmlbook data download {INFO.name} --force --root {path.parent} "
+            "(or copy it again)")
+
+
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (LeCun's MNIST format, optionally gzipped) into a numpy array."""
+    """Read an IDX file (LeCun's MNIST format, optionally gzipped) into a numpy array.
+
+    A file that is truncated, fails to decompress (gzip checks its CRC-32 and length) or whose size does not
+    match its header raises :class:`~dmlbook.data.errors.DamagedFileError` naming it and how to replace it."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except EOFError as err:
+        size = path.stat().st_size
+        raise DamagedFileError(f"{path} is truncated: its compressed stream ends early ({size} bytes); "
+                               f"{_replace_hint(path)}", path=path) from err
+    except (gzip.BadGzipFile, zlib.error) as err:
+        kind = "zlib.error" if isinstance(err, zlib.error) else type(err).__name__
+        raise DamagedFileError(f"{path} is not a valid gzip file ({kind}: {err}); "
+                               f"{_replace_hint(path)}", path=path) from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
+        raise DamagedFileError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); "
+                               f"{_replace_hint(path)}", path=path)
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DamagedFileError(f"{path} is truncated inside its IDX header ({len(raw)} bytes); "
+                               f"{_replace_hint(path)}", path=path)
     shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = 4 + 4 * ndim + int(np.prod(shape)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file has {len(raw)} bytes "
-                         "(truncated or corrupt)")
+        raise DamagedFileError(f"{path}: header says shape {shape} ({expected} bytes) but the file has "
+                               f"{len(raw)} bytes (truncated or corrupt); {_replace_hint(path)}", path=path)
     return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_fraction, check_size
+from .._checks import check_flag, check_fraction, check_size
 from ._optional import require
 from ._tables import read_csv
 from .dataset import DMLDataset, ImageDataset
@@ -229,10 +229,16 @@ def read_isic2016(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_isic2016(
-    folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None
+    folder: Path,
+    *,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    transform: object = None,
+    check_files: bool = True,
 ) -> SplitSource:
     """Every image (lazily decoded), benign = 0 / malignant = 1; ``meta``: ``image_id``, ``part``. The train side
-    is the official training part when the test part is present, else a stratified ``1 - test_fraction``."""
+    is the official training part when the test part is present, else a stratified ``1 - test_fraction``. The
+    image headers are checked now unless ``check_files=False``."""
     a = read_isic2016(folder)
     ds = ImageDataset(
         a["path"],
@@ -244,6 +250,8 @@ def load_isic2016(
         name="isic2016",
         info=ISIC_INFO,
     )
+    if check_flag(check_files, "check_files"):
+        ds.check_files()
     if (a["part"] == "test").any():
         train = a["part"] == "train"
     else:
@@ -337,10 +345,16 @@ def read_ph2(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_ph2(
-    folder: Path, *, test_fraction: float = 0.3, seed: int = 0, transform: object = None
+    folder: Path,
+    *,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    transform: object = None,
+    check_files: bool = True,
 ) -> SplitSource:
     """Every image (lazily decoded) with ``meta["mask"]`` (its lesion-mask file) and ``meta["image_id"]``;
-    a stratified ``1 - test_fraction`` on the train side."""
+    a stratified ``1 - test_fraction`` on the train side. The image headers are checked now unless
+    ``check_files=False``."""
     a = read_ph2(folder)
     ds = ImageDataset(
         a["path"],
@@ -352,6 +366,8 @@ def load_ph2(
         name="ph2",
         info=PH2_INFO,
     )
+    if check_flag(check_files, "check_files"):
+        ds.check_files()
     train = stratified_mask(
         ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed
     )

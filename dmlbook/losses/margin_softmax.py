@@ -29,22 +29,20 @@ class _MarginSoftmax(ProxyLoss):
         self.scale = check_positive(scale, "scale")
 
     def _target(self, c: Tensor) -> tuple[Tensor, Tensor]:
-        """``(ψ(c), ψ'(c))`` for the own-class cosines c (B,)."""
+        """``(ψ(c), ψ'(c))`` for the own-class cosines c (B, 1)."""
         raise NotImplementedError
 
     def _logits(self, s: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """``scale ·`` the cosines with the own class's replaced by ψ; and ψ' (B,)."""
-        rows = torch.arange(s.shape[0], device=s.device)
-        psi, slope = self._target(s[rows, labels])  # (B,), (B,)
-        logits = s.clone()  # (B, C)
-        logits[rows, labels] = psi
-        return logits.mul_(self.scale), slope
+        """``scale ·`` the cosines with the own class's replaced by ψ; and ψ' (B, 1)."""
+        index = labels.unsqueeze(1)  # (B, 1)
+        psi, slope = self._target(s.gather(1, index))  # (B, 1), (B, 1)
+        return (s * self.scale).scatter_(1, index, psi.mul_(self.scale)), slope  # (B, C), (B, 1)
 
     def _closed_form(self, s: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        logits, slope = self._logits(s, labels)  # (B, C), (B,)
+        logits, slope = self._logits(s, labels)  # (B, C), (B, 1)
         value, grad, _ = softmax_cross_entropy(logits, labels)
-        rows = torch.arange(s.shape[0], device=s.device)
-        grad[rows, labels] *= slope
+        index = labels.unsqueeze(1)  # (B, 1)
+        grad.scatter_(1, index, grad.gather(1, index).mul_(slope))  # the own class: times ψ'
         return value, grad.mul_(self.scale)
 
     def _weights(self, s: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
@@ -85,15 +83,15 @@ class ArcFaceLoss(_MarginSoftmax):
 
     def _target(self, c: Tensor) -> tuple[Tensor, Tensor]:
         cos_m, sin_m = math.cos(self.margin), math.sin(self.margin)
-        inside = c.abs() <= 1.0  # (B,) PML clamps c: no slope outside
-        c = c.clamp(-1.0, 1.0)  # (B,)
-        one_minus = 1.0 - c * c  # (B,) sin²θ
-        sin = one_minus.clamp(min=0.0).sqrt()  # (B,)
-        widened = c * cos_m - sin * sin_m  # (B,) cos(θ + m)
-        slope_widened = cos_m + c * sin_m / one_minus.clamp(min=torch.finfo(c.dtype).eps).sqrt()  # (B,)
-        first = c >= -cos_m  # (B,) θ ≤ π − m
-        psi = torch.where(first, widened, c - self.margin * sin_m)  # (B,)
-        slope = torch.where(first, slope_widened, torch.ones_like(c)) * inside  # (B,)
+        inside = c.abs() <= 1.0  # (B, 1) PML clamps c: no slope outside
+        c = c.clamp(-1.0, 1.0)  # (B, 1)
+        one_minus = 1.0 - c * c  # (B, 1) sin²θ
+        sin = one_minus.clamp(min=0.0).sqrt()  # (B, 1)
+        widened = c * cos_m - sin * sin_m  # (B, 1) cos(θ + m)
+        slope_widened = cos_m + c * sin_m / one_minus.clamp(min=torch.finfo(c.dtype).eps).sqrt()  # (B, 1)
+        first = c >= -cos_m  # (B, 1) θ ≤ π − m
+        psi = torch.where(first, widened, c - self.margin * sin_m)  # (B, 1)
+        slope = torch.where(first, slope_widened, torch.ones_like(c)) * inside  # (B, 1)
         return psi, slope
 
 

@@ -32,30 +32,33 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tenso
     Computed without autograd. (B, C), (B,) → value (0-dim), gradient (B, C), probabilities (B, C).
     """
     b = logits.shape[0]
+    index = labels.unsqueeze(1)  # (B, 1)
     log_p = torch.log_softmax(logits, dim=1)  # (B, C)
-    value = -log_p.gather(1, labels.unsqueeze(1)).sum() / b
+    value = log_p.gather(1, index).sum().div_(-b)
     prob = log_p.exp_()  # (B, C) softmax, in place of log_p
-    grad = prob.clone()  # (B, C)
-    grad[torch.arange(b, device=labels.device), labels] -= 1.0
+    grad = prob.scatter_add(1, index, torch.full_like(index, -1.0, dtype=prob.dtype))  # (B, C) p − onehot
     return value, grad.div_(b), prob
 
 
 _EPS = 1e-12  # F.normalize's floor on a row norm
 
 
-def _row_norms(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(r, inside)``: ``r = max(||x_i||, 1e-12)`` (as ``F.normalize``) and where the floor is inactive, (N,) each."""
+def _inverse_norms(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(1/r, [inside]/r²)`` per row, (N,) each, with ``r = max(||x_i||, 1e-12)`` (as ``F.normalize``); the second
+    is 0 on rows where the floor is active (there the normalisation is linear: no radial term)."""
     norm = torch.linalg.vector_norm(x, dim=1)  # (N,)
-    return norm.clamp(min=_EPS), norm >= _EPS
+    inv = norm.clamp(min=_EPS).reciprocal_()  # (N,)
+    return inv, torch.where(norm >= _EPS, inv * inv, torch.zeros_like(inv))
 
 
 def cosine_grid(x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``s = X̂ Ŵᵀ`` (B, P) computed as ``(X Wᵀ) / (r_x r_wᵀ)``: the normalisation is applied to the small grid
-    instead of to X and W. Also returns the row norms and floor masks ``r_x, in_x`` (B,), ``r_w, in_w`` (P,)."""
-    rx, x_in = _row_norms(x)  # (B,), (B,)
-    rw, w_in = _row_norms(w)  # (P,), (P,)
-    s = (x @ w.T).div_(rx.unsqueeze(1)).div_(rw)  # (B, P)
-    return s, rx, x_in, rw, w_in
+    instead of to X and W. Also returns ``1/r`` and the radial factors of :func:`_inverse_norms` for the rows of
+    X (B,) and of W (P,)."""
+    inv_x, rad_x = _inverse_norms(x)  # (B,), (B,)
+    inv_w, rad_w = _inverse_norms(w)  # (P,), (P,)
+    s = (x @ w.T).mul_(inv_x.unsqueeze(1)).mul_(inv_w)  # (B, P)
+    return s, inv_x, rad_x, inv_w, rad_w
 
 
 class _ProxyGrid(torch.autograd.Function):
@@ -73,23 +76,22 @@ class _ProxyGrid(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, closed_form, labels: Tensor) -> Tensor:  # type: ignore[override]
-        s, rx, x_in, rw, w_in = cosine_grid(x, w)  # (B, P), (B,), (B,), (P,), (P,)
+        s, inv_x, rad_x, inv_w, rad_w = cosine_grid(x, w)  # (B, P), (B,) × 2, (P,) × 2
         value, grad = closed_form(s, labels)  # 0-dim, (B, P)
-        ctx.save_for_backward(grad, s, x, rx, x_in, w, rw, w_in)
+        ctx.save_for_backward(grad, s, x, inv_x, rad_x, w, inv_w, rad_w)
         return value
 
     @staticmethod
     def backward(ctx, upstream: Tensor):  # type: ignore[override]
-        grad, s, x, rx, x_in, w, rw, w_in = ctx.saved_tensors
+        grad, s, x, inv_x, rad_x, w, inv_w, rad_w = ctx.saved_tensors
         radial = grad * s  # (B, P) G ⊙ s
-        inv_x = upstream / rx  # (B,) the upstream factor (0-dim) rides on the small vectors
-        scaled = grad.mul(inv_x.unsqueeze(1)).div_(rw)  # (B, P) upstream · G ⊘ (r_x r_wᵀ)
-        gx = gw = None
+        scaled = grad.mul((inv_x * upstream).unsqueeze(1)).mul_(inv_w)  # (B, P) upstream · G ⊘ (r_x r_wᵀ)
+        gx = gw = None  # the upstream factor (0-dim) rides on the small vectors
         if ctx.needs_input_grad[0]:
-            a = radial.sum(dim=1).mul_(inv_x).div_(rx).mul_(x_in)  # (B,) upstream · a_i / r_i², 0 on the floor
+            a = radial.sum(dim=1).mul_(rad_x).mul_(upstream)  # (B,) upstream · a_i / r_i²
             gx = torch.mm(scaled, w).addcmul_(x, a.unsqueeze(1), value=-1.0)  # (B, D)
         if ctx.needs_input_grad[1]:
-            b = radial.sum(dim=0).mul_(upstream).div_(rw * rw).mul_(w_in)  # (P,) upstream · b_p / r_p²
+            b = radial.sum(dim=0).mul_(rad_w).mul_(upstream)  # (P,) upstream · b_p / r_p²
             gw = torch.mm(scaled.T, x).addcmul_(w, b.unsqueeze(1), value=-1.0)  # (P, D)
         return gx, gw, None, None
 

@@ -620,6 +620,7 @@ register_model(
     input="images",
     description="MobileNetV2 1.0 + linear embedding; pretrained=True loads $DMLBOOK_DATA/weights (TF SAME "
     "padding) or a torchvision state_dict; attention_after=(stages)",
+    accepts=MobileNetV2,
 )
 
 __all__ = [

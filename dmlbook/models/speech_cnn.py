@@ -141,6 +141,7 @@ register_model(
     input="images",
     description="SpeechCNN: log-mel spectrogram (1, n_mels, frames) -> embedding; per-utterance normalisation, "
     "mean+max pooling over time",
+    accepts=SpeechCNN,
 )
 
 __all__ = ["INPUT_NORMS", "SpeechCNN"]

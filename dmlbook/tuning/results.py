@@ -1,4 +1,6 @@
-"""What the tuner returns: plain dataclasses of plain values, each with ``rows()`` / ``summary()`` for a table."""
+"""What the tuner returns: plain dataclasses of plain values, each with ``rows()`` / ``summary()`` for a
+table."""
+
 from __future__ import annotations
 
 import math
@@ -46,7 +48,8 @@ class SearchResult:
         space: the searched ranges, one ``{"name", "low", "high", "log"}`` dict per parameter.
         trials: the counted trials (the first ``n_trials`` finished ones by number), in order.
         best_trial, best_params, best_score: the chosen trial (highest score; the earliest on a tie).
-        best_epochs: the epochs for the final runs: the chosen trial's mean best epoch over its folds (rounded).
+        best_epochs: the epochs for the final runs: the chosen trial's mean best epoch over its folds,
+            rounded.
         study_name, storage: where the Optuna study lives (``storage`` None: in memory).
     """
 
@@ -68,8 +71,16 @@ class SearchResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per trial (``number score seconds diverged`` and each parameter), for a DataFrame."""
-        return [{"number": t.number, "score": t.score, **t.params, "seconds": round(t.seconds, 3),
-                 "diverged": t.diverged} for t in self.trials]
+        return [
+            {
+                "number": t.number,
+                "score": t.score,
+                **t.params,
+                "seconds": round(t.seconds, 3),
+                "diverged": t.diverged,
+            }
+            for t in self.trials
+        ]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -82,12 +93,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 @dataclass
 class FinalResult:
-    """The chosen configuration trained on all training classes with several seeds, measured on the test classes.
+    """The chosen configuration trained on all training classes with several seeds, measured on the test
+    classes.
 
     Attributes:
         params: the configuration's tuned values; ``epochs``: the epochs each run trained.
-        seeds: the seeds, in order; ``runs``: the metrics of each seed's run (``seed`` and the run's test metrics:
-            ``recall@1 ... map@r r_precision``, and ``seconds``).
+        seeds: the seeds, in order; ``runs``: the metrics of each seed's run (``seed`` and the run's test
+            metrics: ``recall@1 ... map@r r_precision``, and ``epochs``, ``seconds``).
     """
 
     params: dict[str, float]
@@ -98,15 +110,18 @@ class FinalResult:
     def mean_std(self, metric: str) -> tuple[float, float]:
         """Mean and standard deviation over the seeds of one metric (e.g. ``"map@r"``)."""
         if not self.runs or metric not in self.runs[0]:
-            raise KeyError(f"no metric {metric!r} in the final runs; they have: {sorted(self.runs[0]) if self.runs else []}")
+            have = sorted(self.runs[0]) if self.runs else []
+            raise KeyError(f"no metric {metric!r} in the final runs; they have: {have}")
         return mean_std([r[metric] for r in self.runs])
 
     def summary(self) -> dict[str, float]:
-        """``{metric: mean, metric + "_std": std}`` for every numeric metric of the runs."""
+        """``{metric: mean, metric + "_std": std}`` for every numeric metric of the runs (not the seed and the
+        epochs, which :attr:`epochs` gives)."""
         out: dict[str, float] = {}
         for key in self.runs[0] if self.runs else ():
-            if key != "seed" and all(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
-                                     for r in self.runs):
+            if key not in ("seed", "epochs") and all(
+                isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) for r in self.runs
+            ):
                 out[key], out[f"{key}_std"] = self.mean_std(key)
         return out
 
@@ -123,12 +138,19 @@ class TuneResult:
         return self.search.best_params
 
     def summary(self) -> dict[str, Any]:
-        """One flat row for a table of losses: the loss, the protocol, the budget, the chosen trial's selection
-        score and the final runs' test means and standard deviations."""
-        return {"loss": self.search.loss, "select_on": self.search.select_on, "n_trials": self.search.n_trials,
-                "folds": self.search.folds, "selection_score": self.search.best_score,
-                "epochs": self.final.epochs, "seeds": len(self.final.seeds), **self.final.summary(),
-                **{f"param:{k}": v for k, v in self.search.best_params.items()}}
+        """One flat row for a table of losses: the loss, the protocol, the budget, the chosen trial's
+        selection score and the final runs' test means and standard deviations."""
+        return {
+            "loss": self.search.loss,
+            "select_on": self.search.select_on,
+            "n_trials": self.search.n_trials,
+            "folds": self.search.folds,
+            "selection_score": self.search.best_score,
+            "epochs": self.final.epochs,
+            "seeds": len(self.final.seeds),
+            **self.final.summary(),
+            **{f"param:{k}": v for k, v in self.search.best_params.items()},
+        }
 
 
 __all__ = ["FinalResult", "SearchResult", "TrialRecord", "TuneResult", "mean_std"]

@@ -6,9 +6,8 @@ import tarfile
 
 import pytest
 
-from dmlbook.data import ChecksumMismatchError, DownloadError, download, load_dataset
+from dmlbook.data import ChecksumMismatchError, DamagedFileError, DownloadError, download, load_dataset
 from dmlbook.data.cli import main
-from dmlbook.data.dataset import DamagedFileError
 from dmlbook.data.download import CONTENT_SHA256, extract, fetch, verify_files
 
 

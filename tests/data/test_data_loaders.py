@@ -267,3 +267,87 @@ def test_one_class_folder_says_what_was_found_and_what_is_needed(fake_folder):
 def test_an_argument_the_loader_does_not_take_lists_those_it_does(name, kwargs, match, fake_folder):
     with pytest.raises(TypeError, match=match):
         load_dataset(name, root=fake_folder if name == "folder" else None, **kwargs)
+
+
+# ---- damaged IDX files read directly; damaged images in the other image loaders (issue 17) ---------------------
+
+
+def _idx_gz(path, keep=None):
+    """A gzipped IDX file of 10 labels; ``keep``: cut the compressed bytes to this fraction."""
+    data = gzip.compress(bytes([0, 0, 8, 1]) + np.asarray([10], ">u4").tobytes() + bytes(range(10)), mtime=0)
+    path.write_bytes(data if keep is None else data[: int(len(data) * keep)])
+    return path
+
+
+def test_read_idx_names_a_truncated_gz_and_the_fix(tmp_path):
+    import re
+
+    from dmlbook.data import DamagedFileError
+
+    path = _idx_gz(tmp_path / "a-idx1-ubyte.gz", keep=0.7)
+    fix = f"python -m dmlbook data download fashion_mnist --force --root {tmp_path}"
+    with pytest.raises(DamagedFileError, match=rf"{re.escape(str(path))} is truncated: .*{re.escape(fix)}") as info:
+        read_idx(path)
+    assert info.value.path == path and isinstance(info.value.__cause__, EOFError)
+    assert read_idx(_idx_gz(tmp_path / "b-idx1-ubyte.gz")).tolist() == list(range(10))  # an intact one reads
+
+
+@pytest.mark.parametrize(("damage", "cause", "why"), [
+    ("not gzip", "BadGzipFile", "Not a gzipped file"),
+    ("crc", "BadGzipFile", "CRC check failed"),
+    ("deflate", "zlib.error", "Error -3 while decompressing"),
+])
+def test_read_idx_names_a_corrupt_gz(tmp_path, damage, cause, why):
+    from dmlbook.data import DamagedFileError
+
+    path = _idx_gz(tmp_path / "c-idx1-ubyte.gz")
+    data = bytearray(path.read_bytes())
+    if damage == "not gzip":
+        data = bytearray(b"<html>404 Not Found</html>")  # what a failed download can leave behind
+    elif damage == "crc":
+        data[-8] ^= 0xFF  # the stored CRC-32 of the content
+    else:
+        data[10:-8] = b"\xff" * (len(data) - 18)  # the deflate stream itself
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedFileError, match=rf"{path} is not a valid gzip file \({cause}: {why}.*"
+                                               r"download fashion_mnist --force") as info:
+        read_idx(path)
+    assert info.value.path == path and info.value.__cause__ is not None
+
+
+def test_read_fashion_mnist_names_the_damaged_file(fake_fashion):
+    from dmlbook.data import DamagedFileError
+    from dmlbook.data.fashion_mnist import read_fashion_mnist
+
+    damaged = fake_fashion / "t10k-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(DamagedFileError, match=rf"{damaged} is truncated") as info:
+        read_fashion_mnist(fake_fashion)
+    assert info.value.path == damaged
+
+
+def _image_of(name, root):
+    """One image file of the fabricated ``name`` tree."""
+    pattern = {"cars196": "images/*.jpg", "cub200": "images/*/*.jpg", "sop": "*_final/*.JPG"}[name]
+    return sorted(root.glob(pattern))[2]
+
+
+@pytest.mark.parametrize(("name", "fixture"), [("cars196", "fake_cars_csv"), ("cars196", "fake_cars_devkit"),
+                                               ("cub200", "fake_cub"), ("sop", "fake_sop")])
+@pytest.mark.parametrize("damage", ["junk", "empty"])
+def test_a_damaged_image_is_named_when_the_dataset_is_built(name, fixture, damage, request):
+    from dmlbook.data import DamagedFileError
+
+    root = request.getfixturevalue(fixture)
+    pattern = {"fake_cars_devkit": "cars_*/*.jpg"}.get(fixture)
+    bad = sorted(root.glob(pattern))[2] if pattern else _image_of(name, root)
+    bad.write_bytes(b"" if damage == "empty" else b"\xff\xd8 not really a JPEG")
+    n = len(load_dataset(name, root=root, split="all", check_files=False))
+    with pytest.raises(DamagedFileError, match=rf"{name}: 1 of {n} image files cannot be read: {bad} ") as info:
+        load_dataset(name, root=root, split="train")
+    assert info.value.path == bad
+    ds = load_dataset(name, root=root, split="all", check_files=False)  # the check can be skipped
+    with pytest.raises(DamagedFileError, match=rf"{bad}: cannot decode the image"):  # decoding still names it
+        ds[list(ds.paths).index(str(bad))]
+    with pytest.raises(TypeError, match="check_files must be True or False"):
+        load_dataset(name, root=root, check_files="no")

@@ -1,5 +1,6 @@
 """Chapter 1 (trivial samples) at the ci parameters: metrics present and in range, and the chapter's claim that
 the share of trivial tuples rises while a network trains without mining."""
+
 from __future__ import annotations
 
 import math

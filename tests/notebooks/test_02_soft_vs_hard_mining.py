@@ -1,5 +1,6 @@
 """Chapter 2 (soft vs hard mining) at the ci parameters: metrics present and in range, the weights behave as each
 method defines them, and the official OSM's metric term is scaled by 1/(B(B-1)/2)."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,13 @@ def test_02_soft_vs_hard_mining(chapter):
 
     # the contract: recall and spread per method
     assert list(metrics)[:2] == ["recall_at_1", "intra_class_spread"]
-    for key in ("recall_at_1", "intra_class_spread", "intra_class_spread_test", "intra_class_spread_absolute",
-                "map_at_r"):
+    for key in (
+        "recall_at_1",
+        "intra_class_spread",
+        "intra_class_spread_test",
+        "intra_class_spread_absolute",
+        "map_at_r",
+    ):
         assert set(metrics[key]) == METHODS, key
     for name in METHODS:
         assert 0.5 < metrics["recall_at_1"][name] <= 1.0, name  # 5 digit classes: chance is about 0.2
@@ -37,5 +43,7 @@ def test_02_soft_vs_hard_mining(chapter):
     assert 0.5 * factor < scale < 2.0 * factor
 
     claim = metrics["osm_claim"]
-    assert isinstance(claim["osm_keeps_more_spread"], bool) and isinstance(claim["osm_retrieves_better"], bool)
+    assert isinstance(claim["osm_keeps_more_spread"], bool) and isinstance(
+        claim["osm_retrieves_better"], bool
+    )
     assert claim["osm_to_batch_hard_spread"] > 0

@@ -4,6 +4,7 @@ The ci size (digits, one short training per noise rate and method) is enough for
 samples above chance, but far too small to decide whether CAA retrieves better under noise, so only the ranges
 of the Recall@1 numbers are checked, not their order.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,5 +42,6 @@ def test_outlier_attention_ci(chapter):
     assert isinstance(claims["caa_higher_at_top_noise"], bool) and claims["repeats"] == 1
     assert claims["attention_finds_corruption"] == (metrics["outlier_auc"]["0.4"] >= 0.85)
     assert claims["caa_higher_at_top_noise"] == (
-        metrics["recall_at_1_with_caa"]["0.4"] > metrics["recall_at_1_without_caa"]["0.4"])
+        metrics["recall_at_1_with_caa"]["0.4"] > metrics["recall_at_1_without_caa"]["0.4"]
+    )
     assert metrics["dataset"] == "digits" and metrics["params"]["fast"] is True

@@ -1,4 +1,5 @@
 """Chapter 4 (benchmark of the losses) at the ci parameters: digits, 2 losses, 1 seed, 2 short epochs."""
+
 from __future__ import annotations
 
 import math

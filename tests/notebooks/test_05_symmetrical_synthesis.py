@@ -4,6 +4,7 @@ Twenty training steps cannot rank plain against Symm, so the test checks the con
 loss -> {"plain", "symm"}), the ranges, the 2-D geometry (which is exact), and that every printed claim follows
 from the numbers next to it — not which variant wins.
 """
+
 from __future__ import annotations
 
 import math

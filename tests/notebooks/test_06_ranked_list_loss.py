@@ -3,6 +3,7 @@
 The toy experiment is deterministic and long enough to show the two boundaries; the digits runs are 20 steps,
 so only ranges, the contract keys and the consistency of the printed claims are checked.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,11 @@ def test_chapter_06_metrics(chapter):
 
     lists = metrics["ranked_lists"]
     assert 0.0 <= lists["trivial_fraction"] <= 1.0
-    assert lists["official_query_weight_min_over_uniform"] <= 1.0 <= lists["official_query_weight_max_over_uniform"]
+    assert (
+        lists["official_query_weight_min_over_uniform"]
+        <= 1.0
+        <= lists["official_query_weight_max_over_uniform"]
+    )
 
     # the printed claims follow from the numbers
     r1, spread = metrics["recall_at_1"], metrics["intra_class_spread"]

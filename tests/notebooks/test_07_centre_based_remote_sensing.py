@@ -4,6 +4,7 @@ The ci run is digits with one repeat of 20 training steps per variant: enough fo
 a classifier above chance, far too little to rank the variants, so only ranges and the internal consistency of
 the printed claims are checked, not which variant wins.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,13 +38,18 @@ def test_centre_based_remote_sensing_ci(chapter):
     claims = metrics["claims"]
     acc = metrics["accuracy"]
     assert claims["full_method_best_accuracy"] == all(acc["ce+lifted+centre"] > acc[v] for v in VARIANTS[:3])
-    assert math.isclose(claims["ce+lifted_minus_ce_recall_at_1"],
-                        metrics["recall_at_1"]["ce+lifted"] - metrics["recall_at_1"]["ce"], abs_tol=1e-12)
+    assert math.isclose(
+        claims["ce+lifted_minus_ce_recall_at_1"],
+        metrics["recall_at_1"]["ce+lifted"] - metrics["recall_at_1"]["ce"],
+        abs_tol=1e-12,
+    )
     tighter = max(metrics["intra_class_spread"][v] for v in VARIANTS if "centre" in v) < min(
-        metrics["intra_class_spread"][v] for v in VARIANTS if "centre" not in v)
+        metrics["intra_class_spread"][v] for v in VARIANTS if "centre" not in v
+    )
     assert claims["centres_tighten_classes"] == tighter
     assert claims["variants_beating_raw_recall"] == [
-        v for v in VARIANTS if metrics["recall_at_1"][v] > metrics["raw_recall_at_1"]]
+        v for v in VARIANTS if metrics["recall_at_1"][v] > metrics["raw_recall_at_1"]
+    ]
     assert "digits" in metrics["setting"] and metrics["paper_accuracy"] == 0.973
     assert metrics["seeds"] == 1 and metrics["num_classes"] == 10 and metrics["params"]["fast"] is True
     assert metrics["train_samples"] + metrics["test_samples"] == 1797 and metrics["test_samples"] == 359

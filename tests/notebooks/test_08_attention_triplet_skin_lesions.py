@@ -5,6 +5,7 @@ classify well or for attention to learn where the lesion is, so only ranges, the
 are checked: the uniform reference must equal the mean lesion area of the PH2-like set, the centred reference
 must beat it (the generated lesions lie near the centre), and the claims must agree with the numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,9 @@ def test_attention_triplet_skin_lesions_ci(chapter):
         assert claims[f"{v}_attention_beats_uniform"] == (att[v] > att["uniform"])
         assert claims[f"{v}_attention_beats_centre"] == (att[v] > att["centre"])
     for v in ("attention", "triplet", "demal"):
-        assert math.isclose(claims[f"{v}_auc_gap"], metrics["auc"][v] - metrics["auc"]["baseline"], abs_tol=1e-9)
+        assert math.isclose(
+            claims[f"{v}_auc_gap"], metrics["auc"][v] - metrics["auc"]["baseline"], abs_tol=1e-9
+        )
     assert claims["best_auc_variant"] == max(metrics["auc"], key=metrics["auc"].get)
     assert metrics["source"] == "generated" and metrics["isic_images"] == 64 and metrics["ph2_images"] == 32
     assert metrics["params"]["fast"] is True

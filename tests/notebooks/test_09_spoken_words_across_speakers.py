@@ -6,6 +6,7 @@ gap the chapter is about), and enrolling word centroids from 2 takes of the new 
 directions are checked. Whether the metric term helps is far too close to call on 2 folds of generated data, so
 only the ranges of those numbers are checked, not their order.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,7 +9,7 @@ and mislabelled samples, so weighting pairs by ``min(a_i, a_j)`` keeps them from
   of *foreign* images (outliers that belong to no labelled class) — used by
   :func:`~dmlbook.data.corrupt`;
 * :func:`noise_fractions`: a total noise rate -> (outlier fraction, flip fraction);
-* :func:`train_noisy`: train one embedding on a (corrupted) training set with :func:`dmlbook.train.fit`,
+* :func:`train_noisy`: train one embedding on a (corrupted) training set with :func:`dmlbook.train.run`,
   measure Recall@1 on the clean test classes and, with CAA, read every training sample's attention;
 * :func:`sample_attention`, :func:`detection_auc`, :func:`detection_roc`, :func:`detection_report`,
   :func:`lowest_attention`, :func:`precision_at_lowest`: score attention as a detector of the corrupted samples
@@ -18,6 +18,7 @@ and mislabelled samples, so weighting pairs by ``min(a_i, a_j)`` keeps them from
 
 scikit-learn is imported only by the ROC functions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,11 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_fraction
-from .data import DMLDataset, load_dataset
-from .data._optional import require
-from .evaluation import evaluate
-from .train import TrainConfig, build_loss_for, build_model_for, embed, fit
+from .._checks import check_fraction
+from ..data import DMLDataset, load_dataset
+from ..data._optional import require
+from ..train import LambdaCallback, TrainConfig, embed, run, subsample
 
 
 def noise_fractions(rate: float, outlier_share: float = 0.5) -> tuple[float, float]:
@@ -43,50 +43,63 @@ def noise_fractions(rate: float, outlier_share: float = 0.5) -> tuple[float, flo
     return rate * outlier_share, rate * (1.0 - outlier_share)
 
 
-def _subsample(dataset: DMLDataset, limit: int | None, rng: np.random.Generator) -> DMLDataset:
-    if limit is None or limit <= 0 or limit >= len(dataset):
-        return dataset
-    return dataset.subset(np.sort(rng.choice(len(dataset), size=limit, replace=False)))
-
-
-def foreign_split(name: str, foreign_classes: Sequence[int], *, max_train: int | None = None,
-                  max_test: int | None = None, seed: int = 0, **kwargs: Any
-                  ) -> tuple[DMLDataset, DMLDataset, DMLDataset]:
+def foreign_split(
+    name: str,
+    foreign_classes: Sequence[int],
+    *,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> tuple[DMLDataset, DMLDataset, DMLDataset]:
     """``(train, test, foreign)`` of a registered dataset, with ``foreign_classes`` out of both sides.
 
     ``train`` / ``test`` are the dataset's standard class-disjoint split (``load_dataset(name, split=...)``,
     no validation carve-out) without the foreign classes, labels renumbered ``0 .. C-1``; ``foreign`` holds
     every image of the foreign classes (ids as in ``class_ids``), to be used as outliers by
     :func:`~dmlbook.data.corrupt`. ``max_train`` / ``max_test`` keep a seeded random subset of that many
-    samples (``None``: all). ``kwargs`` go to :func:`~dmlbook.data.load_dataset`.
+    samples (:func:`dmlbook.train.subsample`; ``None``: all). ``kwargs`` go to :func:`~dmlbook.data.load_dataset`.
     """
     foreign_classes = [int(c) for c in foreign_classes]
     everything = load_dataset(name, split="all", seed=seed, **kwargs)
     unknown = sorted(set(foreign_classes) - set(everything.class_ids.tolist()))
     if unknown:
-        raise ValueError(f"foreign_classes {unknown} are not class ids of {name!r} "
-                         f"(ids: {everything.class_ids.tolist()[:20]}...)")
+        raise ValueError(
+            f"foreign_classes {unknown} are not class ids of {name!r} "
+            f"(ids: {everything.class_ids.tolist()[:20]}...)"
+        )
     parts = []
     for split in ("train", "test"):
         part = load_dataset(name, split=split, val_fraction=0.0, seed=seed, **kwargs)
         keep = ~np.isin(part.class_ids[part.labels], foreign_classes)
         if len(np.unique(part.labels[keep])) < 2:
-            raise ValueError(f"removing foreign_classes {foreign_classes} leaves fewer than 2 {split} classes")
+            raise ValueError(
+                f"removing foreign_classes {foreign_classes} leaves fewer than 2 {split} classes"
+            )
         parts.append(part.subset(keep, relabel=True))
-    foreign = everything.subset(np.isin(everything.class_ids[everything.labels], foreign_classes), split="foreign")
-    rng = np.random.default_rng(seed)
-    return _subsample(parts[0], max_train, rng), _subsample(parts[1], max_test, rng), foreign
+    foreign = everything.subset(
+        np.isin(everything.class_ids[everything.labels], foreign_classes), split="foreign"
+    )
+    return subsample(parts[0], max_train, seed), subsample(parts[1], max_test, seed), foreign
 
 
 @torch.no_grad()
-def sample_attention(model: nn.Module, loss_fn: nn.Module, dataset: DMLDataset, *, device: str | torch.device = "cpu",
-                     batch_size: int = 512) -> np.ndarray:
+def sample_attention(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    dataset: DMLDataset,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
+) -> np.ndarray:
     """Every sample's class-aware attention ``a_i`` (N,) under its *observed* label, from the classifier that
     ``loss_fn`` owns (``OSMCAALoss(num_classes=..., embedding_dim=...)``), in eval mode."""
     classifier = getattr(loss_fn, "classifier", None)
     if classifier is None:
-        raise ValueError("loss_fn has no classifier: build it as OSMCAALoss(num_classes=..., embedding_dim=...) "
-                         "(train's build_loss_for does this for 'osm_caa')")
+        raise ValueError(
+            "loss_fn has no classifier: build it as OSMCAALoss(num_classes=..., embedding_dim=...) "
+            "(train's build_loss_for does this for 'osm_caa')"
+        )
     emb, labels = embed(model, dataset, device=device, batch_size=batch_size)  # (N, D), (N,)
     was_training = classifier.training
     classifier.eval()
@@ -167,27 +180,36 @@ def detection_report(attention: Any, dataset: DMLDataset) -> dict[str, float]:
     out = {"auc": detection_auc(a, kinds != "clean")}
     for kind in ("outlier", "flipped"):
         keep = (kinds == kind) | (kinds == "clean")
-        out[f"auc_{kind}s" if kind == "outlier" else "auc_flipped"] = detection_auc(a[keep], kinds[keep] == kind)
+        out[f"auc_{kind}s" if kind == "outlier" else "auc_flipped"] = detection_auc(
+            a[keep], kinds[keep] == kind
+        )
     out["precision"] = precision_at_lowest(a, kinds != "clean")
     for kind in ("clean", "outlier", "flipped"):
         out[f"mean_{kind}"] = float(a[kinds == kind].mean()) if (kinds == kind).any() else math.nan
     return out
 
 
-def sample_captions(dataset: DMLDataset, indices: Sequence[int], *,
-                    foreign: DMLDataset | None = None) -> list[tuple[str, str]]:
+def sample_captions(
+    dataset: DMLDataset, indices: Sequence[int], *, foreign: DMLDataset | None = None
+) -> list[tuple[str, str]]:
     """``(caption, kind)`` for each sample: its observed label's name and what it really is — ``"clean"``,
     ``"flipped"`` (with the true class) or ``"outlier"`` (with the foreign class, when ``foreign`` is the pool
     given to :func:`~dmlbook.data.corrupt`)."""
     kinds = corruption_kinds(dataset)
 
     def name(labels_of: DMLDataset, label: int) -> str:
-        return str(labels_of.class_names[label]) if labels_of.class_names is not None else str(labels_of.class_ids[label])
+        return (
+            str(labels_of.class_names[label])
+            if labels_of.class_names is not None
+            else str(labels_of.class_ids[label])
+        )
 
     by_id = {}
     if foreign is not None:
-        by_id = {int(c): (str(foreign.class_names[j]) if foreign.class_names is not None else str(int(c)))
-                 for j, c in enumerate(foreign.class_ids)}
+        by_id = {
+            int(c): (str(foreign.class_names[j]) if foreign.class_names is not None else str(int(c)))
+            for j, c in enumerate(foreign.class_ids)
+        }
     out = []
     for i in np.asarray(indices, dtype=np.int64).tolist():
         kind = str(kinds[i])
@@ -217,35 +239,63 @@ class NoisyRun:
     seconds: float
 
 
-def train_noisy(loss: str, train_set: DMLDataset, test_set: DMLDataset, config: TrainConfig, *,
-                loss_args: dict[str, Any] | None = None, device: str | torch.device = "cpu",
-                on_epoch: Callable[[dict[str, Any]], None] | None = None) -> NoisyRun:
+def train_noisy(
+    loss: str,
+    train_set: DMLDataset,
+    test_set: DMLDataset,
+    config: TrainConfig,
+    *,
+    loss_args: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> NoisyRun:
     """Train ``config``'s model with ``loss`` (``"osm"`` or ``"osm_caa"``, or any loss name) on ``train_set``
-    (possibly corrupted), then measure leave-one-out Recall@1 on ``test_set`` and, when the loss has a
-    classifier, every training sample's attention.
+    (possibly corrupted) with :func:`dmlbook.train.run`, then measure leave-one-out Recall@1 on ``test_set`` and,
+    when the loss has a classifier, every training sample's attention.
 
     ``config`` is a :class:`~dmlbook.train.TrainConfig` (``loss`` is replaced, ``loss_args`` are added to its
-    ``loss_args`` for this run only, then it is :meth:`resolved`); no
-    validation split is used (early stopping on noisy validation classes would blur the comparison), so the
-    last epoch's weights are measured. The model is initialised from ``config.seed``, the same for every loss.
+    ``loss_args`` for this run only; ``device``, when given, replaces its device). No validation split is used
+    (early stopping on noisy validation classes would blur the comparison), so the last epoch's weights are
+    measured. The model is initialised from ``config.seed``, the same for every loss. ``on_epoch`` receives each
+    epoch's history record.
     """
-    cfg = dataclasses.replace(config, loss=loss, val_fraction=0.0,
-                              loss_args={**config.loss_args, **(loss_args or {})}).resolved()
-    usable = int((train_set.class_counts() >= 2).sum())
-    if cfg.batch_p > usable:  # fewer training classes than P: use them all
-        cfg.batch_p = usable
-    torch.manual_seed(cfg.seed)
-    model = build_model_for(cfg, train_set[0][0])
-    loss_fn = build_loss_for(cfg, train_set.num_classes)
-    fitted = fit(model, loss_fn, train_set, config=cfg, device=device, on_epoch=on_epoch)
-    emb, labels = embed(model, test_set, device=device, batch_size=cfg.eval_batch_size)
-    recall = evaluate(emb, labels, ks=(1,), nmi=False)["recall@1"]
+    overrides: dict[str, Any] = {"device": str(device)} if device is not None else {}
+    cfg = dataclasses.replace(
+        config, loss=loss, val_fraction=0.0, loss_args={**config.loss_args, **(loss_args or {})}, **overrides
+    )
+    callbacks = [LambdaCallback(on_epoch=on_epoch)] if on_epoch is not None else []
+    result = run(cfg, splits=(train_set, None, test_set), callbacks=callbacks, nmi=False)
     attention = None
-    if getattr(loss_fn, "classifier", None) is not None:
-        attention = sample_attention(model, loss_fn, train_set, device=device, batch_size=cfg.eval_batch_size)
-    return NoisyRun(loss, float(recall), attention, fitted.history, model, loss_fn, fitted.seconds)
+    if getattr(result.loss_fn, "classifier", None) is not None:
+        attention = sample_attention(
+            result.model,
+            result.loss_fn,
+            train_set,
+            device=result.metrics["device"],
+            batch_size=result.config.eval_batch_size,
+        )
+    return NoisyRun(
+        loss,
+        float(result.metrics["recall@1"]),
+        attention,
+        result.history,
+        result.model,
+        result.loss_fn,
+        float(result.metrics["seconds"]),
+    )
 
 
-__all__ = ["NoisyRun", "corruption_kinds", "detection_auc", "detection_report", "detection_roc", "foreign_split",
-           "lowest_attention", "noise_fractions", "precision_at_lowest", "sample_attention", "sample_captions",
-           "train_noisy"]
+__all__ = [
+    "NoisyRun",
+    "corruption_kinds",
+    "detection_auc",
+    "detection_report",
+    "detection_roc",
+    "foreign_split",
+    "lowest_attention",
+    "noise_fractions",
+    "precision_at_lowest",
+    "sample_attention",
+    "sample_captions",
+    "train_noisy",
+]

@@ -11,6 +11,7 @@ A *run* is the ``metrics`` dict of one :func:`dmlbook.train.train` (keys ``recal
 
 No pandas: plain dicts and a Markdown string.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,13 +72,14 @@ def stds(runs: Runs, columns: Sequence[str] = COLUMNS) -> dict[str, dict[str, fl
     return {loss: {c: v["std"] for c, v in s.items()} for loss, s in summarize(runs, columns).items()}
 
 
-def raw_baseline(dataset: str, root: str | None = None, *, columns: Sequence[str] = COLUMNS,
-                 **data_args: Any) -> dict[str, float]:
+def raw_baseline(
+    dataset: str, root: str | None = None, *, columns: Sequence[str] = COLUMNS, **data_args: Any
+) -> dict[str, float]:
     """Cosine k-NN on the raw test inputs (features, or pixels scaled to [0, 1]): the "no training" row."""
     import torch
 
-    from .data import load_dataset
-    from .evaluation import evaluate
+    from ..data import load_dataset
+    from ..evaluation import evaluate
 
     test = load_dataset(dataset, root=root, split="test", **data_args)
     data = torch.as_tensor(test.data)
@@ -88,8 +90,14 @@ def raw_baseline(dataset: str, root: str | None = None, *, columns: Sequence[str
     return {c: metrics[c] for c in columns if c in metrics}
 
 
-def results_table(runs: Runs, raw: Mapping[str, float] | None = None, *, columns: Sequence[str] = COLUMNS,
-                  title: str | None = None, extra: bool = True) -> str:
+def results_table(
+    runs: Runs,
+    raw: Mapping[str, float] | None = None,
+    *,
+    columns: Sequence[str] = COLUMNS,
+    title: str | None = None,
+    extra: bool = True,
+) -> str:
     """A Markdown table: one row per loss with mean ± std (in %) per metric, the raw-input row first.
 
     With ``extra`` the table also has the mean number of epochs and the mean minutes per run (``epochs`` and
@@ -129,14 +137,26 @@ def compare(runs: Runs, metric: str = "recall@1", raw: Mapping[str, float] | Non
     best = order[0]
     b = summary[best][metric]
     n = min(int(s[metric]["n"]) for s in summary.values())
-    out: dict[str, Any] = {"metric": metric, "best": best, "best_mean": b["mean"], "best_std": b["std"],
-                           "worst": order[-1], "spread": b["mean"] - summary[order[-1]][metric]["mean"], "n": n}
+    out: dict[str, Any] = {
+        "metric": metric,
+        "best": best,
+        "best_mean": b["mean"],
+        "best_std": b["std"],
+        "worst": order[-1],
+        "spread": b["mean"] - summary[order[-1]][metric]["mean"],
+        "n": n,
+    }
     if len(order) > 1:
         r = summary[order[1]][metric]
         noise = max(b["std"], r["std"]) if n > 1 else math.nan
         gap = b["mean"] - r["mean"]
-        out.update(runner_up=order[1], runner_up_mean=r["mean"], gap=gap, noise=noise,
-                   significant=None if n < 2 else bool(gap > noise))
+        out.update(
+            runner_up=order[1],
+            runner_up_mean=r["mean"],
+            gap=gap,
+            noise=noise,
+            significant=None if n < 2 else bool(gap > noise),
+        )
     else:
         out.update(runner_up=None, runner_up_mean=math.nan, gap=math.nan, noise=math.nan, significant=None)
     if raw is not None and metric in raw:
@@ -153,14 +173,20 @@ def _compare_text(c: dict[str, Any], count: int) -> str:
         text += f" ± {pct(c['best_std'])} over {c['n']} seeds"
     text += "."
     if c["runner_up"] is not None:
-        text += f" Runner-up: {c['runner_up']} at {pct(c['runner_up_mean'])}, a gap of {pct(c['gap'])} points."
+        text += (
+            f" Runner-up: {c['runner_up']} at {pct(c['runner_up_mean'])}, a gap of {pct(c['gap'])} points."
+        )
         if c["significant"] is None:
             text += " With one seed per loss the seed-to-seed spread is unknown: the ranking may be noise."
         elif c["significant"]:
-            text += f" The gap exceeds the larger seed std ({pct(c['noise'])}): a real, if small-sample, lead."
+            text += (
+                f" The gap exceeds the larger seed std ({pct(c['noise'])}): a real, if small-sample, lead."
+            )
         else:
-            text += (f" The gap is within the seed std ({pct(c['noise'])}): the top two are not distinguishable "
-                     "at this number of seeds.")
+            text += (
+                f" The gap is within the seed std ({pct(c['noise'])}): the top two are not distinguishable "
+                "at this number of seeds."
+            )
         text += f" All {count} losses span {pct(c['spread'])} points (best {c['best']}, worst {c['worst']})."
     if "raw" in c:
         beats = c["beats_raw"]

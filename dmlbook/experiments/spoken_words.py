@@ -3,18 +3,19 @@
 Takashima, Takashima, Takiguchi & Ariki, *Dysarthric Speech Recognition Based on Deep Metric Learning*
 (Interspeech 2020) recognise isolated words of a speaker whose utterances vary a lot, by adding deep metric
 learning to word classification — small distances for the same word, large for different words — and combine it
-with transfer learning from other speakers. Only their abstract is known here (``shared/docs/algorithms.md`` §5):
-the network, the loss, the weights and the features below are our reconstruction, not theirs.
+with transfer learning from other speakers. Only their abstract is known here: the network, the loss, the weights
+and the features below are our reconstruction, not theirs.
 
 The experiment, one held-out speaker at a time (:func:`dmlbook.data.fsdd.speaker_split`):
 
 * :func:`train_word_model`: a :class:`~dmlbook.models.SpeechCNN` embedding trained on the other speakers with
   :class:`~dmlbook.losses.HybridLoss` — cross-entropy alone (``"ce"``), plus a triplet term (``"ce+triplet"``)
-  or plus OSM + CAA (``"ce+osm_caa"``, whose class-aware attention reads the same classifier) — by
-  :func:`dmlbook.train.fit` on P x K batches (P words x K recordings);
+  or plus OSM + CAA (``"ce+osm_caa"``, whose class-aware attention reads the same classifier) — by one
+  :func:`dmlbook.train.run` on P x K batches (P words x K recordings);
 * :func:`word_accuracy`: the share of recordings whose word the classifier gets right — on the seen speakers'
   held-out takes and on the unseen speaker (the gap between the two is the speaker variation);
-* :func:`adapt_word_model`: the transfer setting — fine-tune a copy on a few takes of the new speaker;
+* :func:`adapt_word_model`: the transfer setting — fine-tune a copy on a few takes of the new speaker (another
+  :func:`dmlbook.train.run`, from the trained weights);
 * :func:`prototype_accuracy`: adaptation without training — the nearest word centroid of the new speaker's
   few takes in the embedding (what a metric space is for);
 * :func:`word_spread`: the intra-class variation in the embedding — how far a speaker's recordings sit from
@@ -22,6 +23,7 @@ The experiment, one held-out speaker at a time (:func:`dmlbook.data.fsdd.speaker
 * :func:`logmel_nearest_neighbour_accuracy`: the no-learning baseline (cosine 1-NN on the log-mels);
 * :func:`run_fold`: all of it for one fold, as a flat ``{variant: accuracy}`` dict.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,24 +37,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice
-from .data import DMLDataset
-from .data.fsdd import SpeakerSplit
-from .evaluation import evaluate_query_gallery
-from .losses import HybridLoss, OSMCAALoss, TripletMarginLoss
-from .train import TrainConfig, build_model_for, embed, fit
+from .._checks import check_choice
+from ..data import DMLDataset
+from ..data.fsdd import SpeakerSplit
+from ..evaluation import evaluate_query_gallery
+from ..losses import HybridLoss, OSMCAALoss, TripletMarginLoss
+from ..train import LambdaCallback, TrainConfig, build_model_for, embed
+from ..train import run as _run
 
 #: The loss variants: word classification alone, and with a metric-learning term.
 VARIANTS = ("ce", "ce+triplet", "ce+osm_caa")
 
-__all__ = ["VARIANTS", "WordRun", "adapt_word_model", "logmel_nearest_neighbour_accuracy", "make_word_loss",
-           "predict_words", "prototype_accuracy", "run_fold", "train_word_model", "word_accuracy", "word_config",
-           "word_spread"]
+__all__ = [
+    "VARIANTS",
+    "WordRun",
+    "adapt_word_model",
+    "logmel_nearest_neighbour_accuracy",
+    "make_word_loss",
+    "predict_words",
+    "prototype_accuracy",
+    "run_fold",
+    "train_word_model",
+    "word_accuracy",
+    "word_config",
+    "word_spread",
+]
 
 
-def make_word_loss(variant: str, *, num_classes: int, embedding_dim: int, metric_weight: float = 1.0,
-                   triplet_margin: float = 0.2, triplet_mining: str = "all",
-                   osm_args: dict[str, Any] | None = None) -> HybridLoss:
+def make_word_loss(
+    variant: str,
+    *,
+    num_classes: int,
+    embedding_dim: int,
+    metric_weight: float = 1.0,
+    triplet_margin: float = 0.2,
+    triplet_mining: str = "all",
+    osm_args: dict[str, Any] | None = None,
+) -> HybridLoss:
     """The loss of a variant: ``HybridLoss(None | TripletMarginLoss | OSMCAALoss)`` with one shared classifier.
 
     ``"ce+osm_caa"`` builds ``OSMCAALoss(**osm_args)`` without a classifier of its own, so that its class-aware
@@ -65,19 +86,45 @@ def make_word_loss(variant: str, *, num_classes: int, embedding_dim: int, metric
         metric = TripletMarginLoss(margin=triplet_margin, mining=triplet_mining)
     elif variant == "ce+osm_caa":
         metric = OSMCAALoss(**(osm_args or {}))
-    return HybridLoss(metric, num_classes=num_classes, embedding_dim=embedding_dim, metric_weight=metric_weight)
+    return HybridLoss(
+        metric, num_classes=num_classes, embedding_dim=embedding_dim, metric_weight=metric_weight
+    )
 
 
-def word_config(*, epochs: int = 10, lr: float = 3e-3, weight_decay: float = 1e-4, batch_p: int = 10,
-                batch_k: int = 8, batches_per_epoch: int | None = None, embedding_dim: int = 64,
-                model_args: dict[str, Any] | None = None, seed: int = 0, device: str = "cpu") -> TrainConfig:
+def word_config(
+    *,
+    epochs: int = 10,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    batch_p: int = 10,
+    batch_k: int = 8,
+    batches_per_epoch: int | None = None,
+    embedding_dim: int = 64,
+    model_args: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> TrainConfig:
     """A resolved :class:`~dmlbook.train.TrainConfig` for :func:`train_word_model` (``speech_cnn`` on ``fsdd``,
     Adam with a cosine schedule, no validation split, no progress printing). Its ``loss`` field is unused: the
     loss is built by :func:`make_word_loss`."""
-    return TrainConfig(dataset="fsdd", loss="triplet", model="speech_cnn", model_args=dict(model_args or {}),
-                       embedding_dim=embedding_dim, epochs=epochs, patience=0, batch_p=batch_p, batch_k=batch_k,
-                       batches_per_epoch=batches_per_epoch, lr=lr, weight_decay=weight_decay, val_fraction=0.0,
-                       seed=seed, device=device, progress=False).resolved()
+    return TrainConfig(
+        dataset="fsdd",
+        loss="triplet",
+        model="speech_cnn",
+        model_args=dict(model_args or {}),
+        embedding_dim=embedding_dim,
+        epochs=epochs,
+        patience=0,
+        batch_p=batch_p,
+        batch_k=batch_k,
+        batches_per_epoch=batches_per_epoch,
+        lr=lr,
+        weight_decay=weight_decay,
+        val_fraction=0.0,
+        seed=seed,
+        device=device,
+        progress=False,
+    ).resolved()
 
 
 @dataclass
@@ -93,29 +140,50 @@ class WordRun:
     config: TrainConfig
 
 
-def _p(config: TrainConfig, dataset: DMLDataset) -> TrainConfig:
-    """``config`` with P capped at the number of classes that have >= 2 recordings."""
-    usable = int((dataset.class_counts() >= 2).sum())
-    return dataclasses.replace(config, batch_p=min(config.batch_p, usable)) if config.batch_p > usable else config
+def _device_overrides(device: str | torch.device | None) -> dict[str, Any]:
+    """``run()`` overrides that train on ``device`` (None: the config's own device)."""
+    return {} if device is None else {"device": torch.device(device).type}
 
 
-def train_word_model(variant: str, train_set: DMLDataset, config: TrainConfig, *,
-                     loss_args: dict[str, Any] | None = None, device: str | torch.device = "cpu",
-                     on_epoch: Callable[[dict[str, Any]], None] | None = None) -> WordRun:
+def train_word_model(
+    variant: str,
+    train_set: DMLDataset,
+    config: TrainConfig,
+    *,
+    loss_args: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    callbacks: Sequence[Any] = (),
+) -> WordRun:
     """Train ``config``'s model with the ``variant``'s loss (:func:`make_word_loss`, ``loss_args`` passed on) on
-    ``train_set``. The model is initialised from ``config.seed`` — the same initial weights for every variant."""
-    config = _p(config, train_set)
-    torch.manual_seed(config.seed)
+    ``train_set``: one :func:`dmlbook.train.run` without validation or test split, on ``device`` (default: the
+    config's). The model and then the loss's classifier are initialised from ``config.seed`` — the same initial
+    weights for every variant. P is capped at the words that have >= 2 recordings (``WordRun.config``)."""
+    torch.manual_seed(
+        config.seed
+    )  # the model's initial weights, then the classifier's, as run() would draw them
     model = build_model_for(config, train_set[0][0])
-    loss_fn = make_word_loss(variant, num_classes=train_set.num_classes, embedding_dim=config.embedding_dim,
-                             **(loss_args or {}))
-    fitted = fit(model, loss_fn, train_set, config=config, device=device, on_epoch=on_epoch)
-    return WordRun(variant, model, loss_fn, fitted.history, fitted.seconds, config)
+    loss_fn = make_word_loss(
+        variant, num_classes=train_set.num_classes, embedding_dim=config.embedding_dim, **(loss_args or {})
+    )
+    hooks = [*callbacks, LambdaCallback(on_epoch=on_epoch)]
+    result = _run(
+        config,
+        model=model,
+        loss_fn=loss_fn,
+        splits=(train_set, None, None),
+        callbacks=hooks,
+        **_device_overrides(device),
+    )
+    return WordRun(
+        variant, result.model, result.loss_fn, result.history, result.metrics["seconds"], result.config
+    )
 
 
 @torch.no_grad()
-def predict_words(run: WordRun, dataset: DMLDataset, *, device: str | torch.device = "cpu",
-                  batch_size: int = 512) -> np.ndarray:
+def predict_words(
+    run: WordRun, dataset: DMLDataset, *, device: str | torch.device = "cpu", batch_size: int = 512
+) -> np.ndarray:
     """The classifier's word for every recording of ``dataset`` (N,), in eval mode."""
     emb, _ = embed(run.model, dataset, device=device, batch_size=batch_size)  # (N, D)
     was_training = run.loss_fn.training
@@ -133,30 +201,47 @@ def word_accuracy(run: WordRun, dataset: DMLDataset, *, device: str | torch.devi
     return float((predict_words(run, dataset, device=device) == dataset.labels).mean())
 
 
-def adapt_word_model(run: WordRun, adapt_set: DMLDataset, *, epochs: int = 30, lr: float | None = None,
-                     device: str | torch.device = "cpu") -> WordRun:
+def adapt_word_model(
+    run: WordRun,
+    adapt_set: DMLDataset,
+    *,
+    epochs: int = 30,
+    lr: float | None = None,
+    device: str | torch.device | None = None,
+) -> WordRun:
     """Fine-tune a *copy* of ``run`` (embedding and classifier, same loss) on a few recordings of a new speaker.
 
     Every step is one P x K batch of all words of ``adapt_set`` x K = its takes per word (at least 2, so that
     the metric term has positive pairs); ``epochs`` steps at ``lr`` (default: a third of the training rate)
-    with a cosine schedule. The original ``run`` is left untouched.
+    with a cosine schedule, by :func:`dmlbook.train.run` on ``device`` (default: the run's config's). The
+    original ``run`` is left untouched.
     """
     counts = adapt_set.class_counts()
     present = counts[counts > 0]
     if len(present) < 2 or present.min() < 2:
-        raise ValueError("adapt_set needs at least 2 recordings of each of at least 2 words (adapt_takes >= 2); "
-                         f"got per-word counts {counts.tolist()}")
-    config = dataclasses.replace(run.config, epochs=epochs, lr=lr if lr is not None else run.config.lr / 3,
-                                 batch_p=len(present), batch_k=int(present.min()), batches_per_epoch=1)
-    config = config.resolved()
+        raise ValueError(
+            "adapt_set needs at least 2 recordings of each of at least 2 words (adapt_takes >= 2); "
+            f"got per-word counts {counts.tolist()}"
+        )
+    config = dataclasses.replace(
+        run.config,
+        epochs=epochs,
+        lr=lr if lr is not None else run.config.lr / 3,
+        batch_p=len(present),
+        batch_k=int(present.min()),
+        batches_per_epoch=1,
+    )
     model, loss_fn = copy.deepcopy(run.model), copy.deepcopy(run.loss_fn)
-    fitted = fit(model, loss_fn, adapt_set, config=config, device=device)
-    return WordRun(run.variant, model, loss_fn, fitted.history, fitted.seconds, config)
+    fine = _run(
+        config, model=model, loss_fn=loss_fn, splits=(adapt_set, None, None), **_device_overrides(device)
+    )
+    return WordRun(run.variant, fine.model, fine.loss_fn, fine.history, fine.metrics["seconds"], fine.config)
 
 
 @torch.no_grad()
-def prototype_accuracy(run: WordRun, enrol_set: DMLDataset, test_set: DMLDataset, *,
-                       device: str | torch.device = "cpu") -> float:
+def prototype_accuracy(
+    run: WordRun, enrol_set: DMLDataset, test_set: DMLDataset, *, device: str | torch.device = "cpu"
+) -> float:
     """Word accuracy of the nearest centroid: each word's mean L2-normalised embedding over ``enrol_set`` (a few
     takes of the new speaker), each test recording assigned to the closest centroid by cosine similarity. No
     training: the embedding is used as a metric space."""
@@ -170,8 +255,9 @@ def prototype_accuracy(run: WordRun, enrol_set: DMLDataset, test_set: DMLDataset
 
 
 @torch.no_grad()
-def word_spread(run: WordRun, reference: DMLDataset, query: DMLDataset, *,
-                device: str | torch.device = "cpu") -> dict[str, float]:
+def word_spread(
+    run: WordRun, reference: DMLDataset, query: DMLDataset, *, device: str | torch.device = "cpu"
+) -> dict[str, float]:
     """How tightly ``query``'s recordings gather around their word, relative to how far apart the words are.
 
     Word centroids ``c_w`` are the normalised means of the L2-normalised embeddings of ``reference`` (e.g. the
@@ -208,14 +294,29 @@ def _normalised_logmels(dataset: DMLDataset) -> torch.Tensor:
 def logmel_nearest_neighbour_accuracy(train_set: DMLDataset, test_set: DMLDataset) -> float:
     """The no-learning baseline: each test recording takes the word of its nearest training recording by cosine
     similarity of the (mean- and variance-normalised) log-mel spectrograms."""
-    return float(evaluate_query_gallery(_normalised_logmels(test_set), test_set.labels,
-                                        _normalised_logmels(train_set), train_set.labels, ks=(1,),
-                                        nmi=False)["recall@1"])
+    return float(
+        evaluate_query_gallery(
+            _normalised_logmels(test_set),
+            test_set.labels,
+            _normalised_logmels(train_set),
+            train_set.labels,
+            ks=(1,),
+            nmi=False,
+        )["recall@1"]
+    )
 
 
-def run_fold(split: SpeakerSplit, config: TrainConfig, *, variants: Sequence[str] = VARIANTS,
-             loss_args: dict[str, Any] | None = None, adapt_epochs: int = 30, adapt_lr: float | None = None,
-             device: str | torch.device = "cpu", keep: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
+def run_fold(
+    split: SpeakerSplit,
+    config: TrainConfig,
+    *,
+    variants: Sequence[str] = VARIANTS,
+    loss_args: dict[str, Any] | None = None,
+    adapt_epochs: int = 30,
+    adapt_lr: float | None = None,
+    device: str | torch.device = "cpu",
+    keep: bool = False,
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Everything chapter 9 measures on one held-out speaker.
 
     Returns ``(accuracy, extras)``. ``accuracy`` maps ``"logmel_1nn"`` and, per variant ``v``: ``v`` (unseen

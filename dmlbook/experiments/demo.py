@@ -4,18 +4,21 @@ Trains a linear embedding of noisy Gaussian classes (20 % of the training labels
 prints, for each, the trivial-pair fraction the loss saw at the start and the end, and the Recall@1 on held-out
 classes. It needs only torch and numpy; the book's chapters do the real experiments.
 """
+
 from __future__ import annotations
 
 import argparse
 
 import torch
 
-from . import seed_everything
-from .evaluation import evaluate
-from .losses import ContrastiveLoss, OSMCAALoss, TripletMarginLoss
+from .. import seed_everything
+from ..evaluation import evaluate
+from ..losses import ContrastiveLoss, OSMCAALoss, TripletMarginLoss
 
 
-def _classes(n_classes: int, per_class: int, dim: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _classes(
+    n_classes: int, per_class: int, dim: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     centres = 3.0 * torch.randn(n_classes, dim, generator=generator)  # (C, dim)
     labels = torch.arange(n_classes).repeat_interleave(per_class)  # (N,)
     return centres[labels] + torch.randn(len(labels), dim, generator=generator), labels
