@@ -31,9 +31,20 @@ Neighbour search
 :func:`knn` is exact. The torch backend processes the queries in chunks so that one (chunk, gallery) block of
 squared distances stays under ``chunk_bytes`` (256 MiB by default): 50,000 x 512 never builds the
 50,000 x 50,000 matrix. Ties (equal computed distances) are broken by the lower gallery index, so results are
-deterministic and do not depend on the chunk size. The faiss backend (``IndexFlatL2``, exact) is used when
-asked for, or by ``backend="auto"`` when faiss is importable and the input is a float32 CPU tensor (auto never
-moves data off a GPU or drops float64 precision); its tie order is faiss's own.
+deterministic and do not depend on the chunk size. Two things make it fast:
+
+* leave-one-out (``exclude_self``, as in :func:`evaluate`) computes each pair's distance once: strip [s, e) of
+  the rows is compared with rows [s, N) only, and the block serves both its own rows and, transposed, the later
+  rows, so the matrix products cover half of the N x N pairs;
+* a row's k nearest are found among few candidates: the columns are cut into groups of m (about
+  sqrt(G / (k + 1))), and the k nearest lie in the k + 1 groups with the smallest minima, unless a tie at the
+  boundary could hide outside them (then that row is sorted in full). Only candidates get the query's norm
+  added and the clamp at 0, so the values, and the results, are those of a full sort.
+
+At 30,000 x 512 on 2 cores this takes about 0.6-0.8 of faiss's time (``benchmarks/knn_speed.py``). The faiss
+backend (``IndexFlatL2``, exact) is used when asked for, or by ``backend="auto"`` when faiss is importable and
+the input is a float32 CPU tensor (auto never moves data off a GPU or drops float64 precision); its tie order
+is faiss's own.
 """
 
 from __future__ import annotations
@@ -170,17 +181,33 @@ def _topk_deterministic(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
         if bool(ambiguous.any()):
             rows = ambiguous.nonzero().squeeze(1)  # (r,)
             vals[rows], idx[rows] = _lowest_index_selection(d[rows], vals[rows, -1:], k)
-    idx, order = idx.sort(dim=1)  # (c, k) by index, then a stable sort by value keeps ties by index
-    vals, order2 = vals.gather(1, order).sort(dim=1, stable=True)  # (c, k)
-    return vals, idx.gather(1, order2)  # (c, k), (c, k)
+    return _first_k(vals, idx, k)  # (c, k), (c, k)
 
 
-def _group_size(n: int, k: int) -> int:
-    """Columns per group of the candidate pre-selection over n columns, or 0 when it would not pay (k too large
-    for n). About sqrt(n / (k + 1)) balances the two small selections (among n / m group minima, then among the
-    (k + 1) m candidates)."""
-    group = round(math.sqrt(n / (k + 1)))
-    return group if group >= 8 and 4 * (k + 1) * group <= n else 0
+def _first_k(vals: Tensor, idx: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k smallest (value, index) pairs of each row, in that order: values >= 0 (squared distances, +inf
+    allowed), indices unique in a row and below 2^31.
+
+    float32: one selection on int64 keys, the value's bits (-0.0 folded into +0.0; the bits of non-negative
+    floats order as the floats do) in the high half and the index in the low half. Other dtypes: a sort by
+    index, then a stable sort by value.
+    """
+    if vals.dtype == torch.float32:
+        keys = ((vals + 0.0).view(torch.int32).to(torch.int64) << 32) | idx  # (c, n) ordered as (value, index)
+        keys = torch.topk(keys, k, dim=1, largest=False).values if k < keys.shape[1] else keys.sort(dim=1).values
+        return (keys >> 32).to(torch.int32).view(torch.float32), keys & 0xFFFFFFFF  # (c, k), (c, k)
+    idx, order = idx.sort(dim=1)  # (c, n) by index, then a stable sort by value keeps ties by index
+    vals, order2 = vals.gather(1, order).sort(dim=1, stable=True)  # (c, n)
+    return vals[:, :k], idx.gather(1, order2[:, :k])  # (c, k), (c, k)
+
+
+def _group_size(n: int, k: int, *, minimum: int = 32) -> int:
+    """Columns per group of the candidate pre-selection over n columns (a power of two), or 0 when it would not
+    pay (k too large for n). About sqrt(n / (k + 1)) balances the two small selections (among n / m group
+    minima, then among the (k + 1) m candidates). ``minimum``: 32 for groups of contiguous columns, below which
+    their minima vectorise badly."""
+    group = max(minimum, 2 ** round(math.log2(max(1.0, math.sqrt(n / (k + 1))))))
+    return group if 4 * (k + 1) * group <= n else 0
 
 
 def _select(d: Tensor, k: int, group: int, shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -196,13 +223,14 @@ def _select(d: Tensor, k: int, group: int, shift: Tensor | None = None) -> tuple
     c, width = d.shape
     if not group or width % group or width < 4 * (k + 1) * group:
         return _topk_deterministic(_finish(d, shift), k)
-    minima = d.view(c, width // group, group).amin(2)  # (c, W/m)
+    if d.stride(1) == 1:  # groups of contiguous columns
+        minima = d.view(c, width // group, group).amin(2)  # (c, W/m)
+    else:  # d is a transposed block: its groups are whole rows of the block, reduced row against row
+        minima = d.T.view(width // group, group, c).amin(1).T.contiguous()  # (c, W/m)
     low, groups = torch.topk(minima, k + 1, dim=1, largest=False)  # (c, k+1) sorted ascending
-    groups = groups.sort(dim=1).values  # (c, k+1) so that candidate columns ascend
     offsets = torch.arange(group, device=d.device)  # (m,)
-    cols = (groups.unsqueeze(2) * group + offsets).view(c, -1)  # (c, (k+1) m) ascending columns
-    vals, pos = _topk_deterministic(_finish(d.gather(1, cols), shift), k)  # (c, k) by (value, column)
-    idx = cols.gather(1, pos)  # (c, k)
+    cols = (groups.unsqueeze(2) * group + offsets).view(c, -1)  # (c, (k+1) m) candidate columns
+    vals, idx = _first_k(_finish(d.gather(1, cols), shift), cols, k)  # (c, k) by (value, column)
     unsure = vals[:, -1] >= _finish(low[:, k:], shift).squeeze(1)  # (c,)
     if bool(unsure.any()):
         rows = unsure.nonzero().squeeze(1)  # (r,)
@@ -212,10 +240,7 @@ def _select(d: Tensor, k: int, group: int, shift: Tensor | None = None) -> tuple
 
 def _merge(vals: Tensor, idx: Tensor, new_vals: Tensor, new_idx: Tensor) -> tuple[Tensor, Tensor]:
     """Merge running (r, k) neighbour lists with (r, k') candidates: the k smallest by (value, index)."""
-    k = vals.shape[1]
-    idx, order = torch.cat([idx, new_idx], 1).sort(dim=1)  # (r, k + k') by index
-    vals, order2 = torch.cat([vals, new_vals], 1).gather(1, order).sort(dim=1, stable=True)  # then by value
-    return vals[:, :k], idx.gather(1, order2[:, :k])  # (r, k), (r, k)
+    return _first_k(torch.cat([vals, new_vals], 1), torch.cat([idx, new_idx], 1), vals.shape[1])  # (r, k)
 
 
 def _chunk_rows(n_cols: int, itemsize: int, chunk_bytes: int) -> int:
@@ -256,16 +281,18 @@ def _knn_torch_self(x: Tensor, k: int, chunk_bytes: int) -> tuple[Tensor, Tensor
     products cover half of the N x N pairs. Results are exact, ties broken by lower index as in the other path.
     """
     n, itemsize = x.shape[0], x.element_size()
-    rows = min(n, _chunk_rows(n, itemsize, chunk_bytes))
-    group = _group_size(rows, k)
     x_sq = x.pow(2).sum(1)  # (N,)
-    if group:  # pad to whole groups with rows at +inf (zero rows, infinite norm), strips of whole groups
-        pad = -n % group
-        x = torch.cat([x, x.new_zeros(pad, x.shape[1])])  # (N', D)
-        x_sq = torch.cat([x_sq, x_sq.new_full((pad,), float("inf"))])  # (N',)
-        rows = min(x.shape[0], _chunk_rows(x.shape[0], itemsize, chunk_bytes)) // group * group
-        if rows < 4 * (k + 1) * group:  # the padding ate the margin
-            group, rows, x, x_sq = 0, min(n, _chunk_rows(n, itemsize, chunk_bytes)), x[:n], x_sq[:n]
+    col_group, row_group, rows = _group_size(n, k), 0, min(n, _chunk_rows(n, itemsize, chunk_bytes))
+    if col_group:  # pad to whole groups with rows at +inf (zero rows, infinite norm); strips of whole groups
+        pad = -n % col_group
+        padded_rows = min(n + pad, _chunk_rows(n + pad, itemsize, chunk_bytes)) // col_group * col_group
+        if padded_rows:
+            x = torch.cat([x, x.new_zeros(pad, x.shape[1])])  # (N', D)
+            x_sq = torch.cat([x_sq, x_sq.new_full((pad,), float("inf"))])  # (N',)
+            rows = padded_rows
+            row_group = min(col_group, _group_size(rows, k, minimum=2))  # divides col_group: both powers of 2
+        else:  # the budget holds less than one group of rows
+            col_group = 0
     n_pad = x.shape[0]
     buffer = x.new_empty(rows * n_pad)  # room for the largest block, reused
     dists = x.new_full((n_pad, k), float("inf"))  # (N', k) running lists, sorted by (value, index)
@@ -275,10 +302,10 @@ def _knn_torch_self(x: Tensor, k: int, chunk_bytes: int) -> tuple[Tensor, Tensor
         d = buffer[: (stop - start) * (n_pad - start)].view(stop - start, n_pad - start)  # (r, N' - s)
         _pair_sq_dists(x[start:stop], x[start:], x_sq[start:stop], x_sq[start:], d)
         d.diagonal().fill_(float("inf"))  # (i, i): the query itself
-        vals, cols = _select(d, min(k, d.shape[1]), group)  # (r, k) among columns >= s
+        vals, cols = _select(d, min(k, d.shape[1]), col_group)  # (r, k) among columns >= s
         dists[start:stop], indices[start:stop] = _merge(dists[start:stop], indices[start:stop], vals, cols + start)
-        if stop < n_pad:  # later rows: their candidates among this strip's rows
-            vals, cols = _select(d[:, stop - start:].T, min(k, stop - start), group)  # (N' - e, k')
+        if stop < n_pad:  # later rows: their candidates among this strip's rows (groups of rows, any size)
+            vals, cols = _select(d[:, stop - start:].T, min(k, stop - start), row_group)  # (N' - e, k')
             dists[stop:], indices[stop:] = _merge(dists[stop:], indices[stop:], vals, cols + start)
     return dists[:n].sqrt_(), indices[:n]  # (N, k), (N, k)
 

@@ -214,9 +214,9 @@ def test_summary_flattens_and_shortens():
 
 def test_no_chapters_runs_demo(capsys, tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("dmlbook.demo")
+    fake = types.ModuleType("dmlbook.experiments.demo")
     fake.main = lambda argv: calls.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "dmlbook.demo", fake)
+    monkeypatch.setitem(sys.modules, "dmlbook.experiments.demo", fake)
     assert book.main(["--notebooks-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
     assert calls == [[]] and "no chapters yet" in capsys.readouterr().out
 
@@ -224,9 +224,9 @@ def test_no_chapters_runs_demo(capsys, tmp_path, monkeypatch):
 @pytest.mark.parametrize("args", [[], ["--only", "01"], ["--params", "ci"]])
 def test_missing_notebooks_dir_is_an_error(capsys, tmp_path, monkeypatch, args):
     calls = []
-    fake = types.ModuleType("dmlbook.demo")
+    fake = types.ModuleType("dmlbook.experiments.demo")
     fake.main = lambda argv: calls.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "dmlbook.demo", fake)
+    monkeypatch.setitem(sys.modules, "dmlbook.experiments.demo", fake)
     missing = tmp_path / "no_such_folder"
     assert book.main(["--notebooks-dir", str(missing), "--out", str(tmp_path / "o"), *args]) == 2
     assert f"error: --notebooks-dir {missing} does not exist" in capsys.readouterr().err
@@ -235,7 +235,7 @@ def test_missing_notebooks_dir_is_an_error(capsys, tmp_path, monkeypatch, args):
 
 @pytest.mark.parametrize(("args", "flags"), [(["--only", "01"], "--only"), (["--params", "ci"], "--params")])
 def test_no_chapters_with_a_selection_is_an_error(capsys, tmp_path, monkeypatch, args, flags):
-    monkeypatch.setitem(sys.modules, "dmlbook.demo", None)
+    monkeypatch.setitem(sys.modules, "dmlbook.experiments.demo", None)
     assert book.main(["--notebooks-dir", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
     assert f"so {flags} cannot apply" in capsys.readouterr().err
 
@@ -255,9 +255,9 @@ def test_misspelt_common_name_stops_the_book(capsys, tmp_path):
 
 
 def test_no_chapters_and_no_demo_fails_clearly(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "dmlbook.demo", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "dmlbook.experiments.demo", None)  # makes the import fail
     assert book.main(["--notebooks-dir", str(tmp_path)]) == 1
-    assert "dmlbook.demo is not available" in capsys.readouterr().err
+    assert "dmlbook.experiments.demo is not available" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("set_name", ["ci", "real", "full"])

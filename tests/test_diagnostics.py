@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from dmlbook import analysis, diagnostics
+from dmlbook import diagnostics
 
 
 def test_class_means_match_a_loop():
@@ -36,31 +33,3 @@ def test_class_means_reject_bad_input():
         diagnostics.class_means(torch.randn(4, 2), torch.tensor([0, 1, 1]))
     with pytest.raises(TypeError, match="integer"):
         diagnostics.class_means(torch.randn(4, 2), np.array([0.0, 1.0, 1.0, 0.0]))
-
-
-def test_analysis_re_exports_the_same_functions():
-    for name in diagnostics.__all__:
-        assert getattr(analysis, name) is getattr(diagnostics, name), name
-
-
-ROOT = Path(__file__).parents[1]
-BOOK = {"analysis", "outliers", "lesions", "spoken_words", "report", "demo", "book", "experiments"}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "dmlbook/diagnostics.py",
-        *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "dmlbook/train").glob("*.py")),
-    ],
-)
-def test_core_modules_do_not_import_the_book_experiments(module):
-    tree = ast.parse((ROOT / module).read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            names |= {f"{node.module or ''}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-    assert names, module
-    assert not [n for n in names if set(n.split(".")) & BOOK], names

@@ -232,12 +232,13 @@ def test_group_preselection_keeps_ties_by_lower_index(exclude_self):
         torch.testing.assert_close(dist.double(), d.gather(1, torch.from_numpy(ref)))
 
 
-@pytest.mark.parametrize(("k", "chunk_bytes"), [(3, 3_300_000), (12, ev.DEFAULT_CHUNK_BYTES), (12, 100_000)])
-def test_leave_one_out_strips_keep_ties_by_lower_index(k, chunk_bytes):
-    # 2,003 integer points: exact ties everywhere; (3, 3.3 MB) takes 5 strips of 410 rows in groups of 10 (padded
-    # to 2,010), so later rows get grouped candidates from the transposed blocks
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("k", "chunk_bytes"), [(3, 4_800_000), (12, ev.DEFAULT_CHUNK_BYTES), (12, 100_000)])
+def test_leave_one_out_strips_keep_ties_by_lower_index(k, chunk_bytes, dtype):
+    # 2,003 integer points: exact ties everywhere; (3, 4.8 MB) takes strips of 576 (float64: 288) rows in groups
+    # of 32 (padded to 2,016), so later rows get grouped candidates from the transposed blocks
     gen = torch.Generator().manual_seed(2)
-    x = torch.randint(0, 5, (2003, 3), generator=gen).float()
+    x = torch.randint(0, 5, (2003, 3), generator=gen).to(dtype)
     d = torch.cdist(x.double(), x.double()).fill_diagonal_(float("inf"))  # (N, N) exact
     cols = np.broadcast_to(np.arange(len(x)), d.shape)
     ref = np.lexsort((cols, d.numpy()), axis=1)[:, :k]
@@ -252,13 +253,13 @@ def test_group_preselection_equals_the_full_sort_bit_for_bit(monkeypatch, near_d
     if near_duplicates:  # distances that round below 0 and are clamped: ties at 0 between distinct points
         x[1::2] = x[::2][: len(x[1::2])] + 1e-7 * torch.randn(len(x[1::2]), 24)
     q, g = F.normalize(x, dim=1), F.normalize(x[:2500], dim=1)
-    strips = 1200 * 2500 * 4  # leave-one-out in 3 strips, grouped candidates in both directions
+    strips = 2100 * 2528 * 4  # leave-one-out in 2 strips of 2,080 and 448 rows, grouped in both directions
 
     def run():
         return [knn(q, g, 15), knn(g, g, 15, exclude_self=True), knn(g, g, 15, exclude_self=True, chunk_bytes=strips)]
 
     fast = run()
-    assert ev._group_size(len(g), 15) > 0 and ev._group_size(1200, 15) > 0
+    assert ev._group_size(len(g), 15) > 0 and ev._group_size(2100, 15) > 0
     monkeypatch.setattr(ev, "_group_size", lambda gallery_size, k: 0)  # every row sorted in full
     full = run()
     for (d1, i1), (d2, i2) in zip(fast, full):

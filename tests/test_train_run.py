@@ -151,10 +151,12 @@ def test_given_splits_model_and_loss_are_used():
 
 
 def test_p_is_clamped_with_a_message(capsys):
-    result = run(TrainConfig(**{**FAST, "batch_p": 1000}))
+    result = run(TrainConfig(**{**FAST, "batch_p": 1000, "progress": True}))
     assert result.config.batch_p == 4  # 8 classes, half of them for training
     err = capsys.readouterr().err
     assert "batch_p 1000 reduced to 4" in err
+    quiet = run(TrainConfig(**{**FAST, "batch_p": 1000}))  # a quiet run (a chapter's many runs) says nothing
+    assert quiet.config.batch_p == 4 and "reduced" not in capsys.readouterr().err
 
 
 def test_watched_run_trains_exactly_like_an_unwatched_one():

@@ -32,7 +32,8 @@ class DatasetInfo:
     arguments or the file). ``embedding_dim``, ``batch_p``, ``batch_k``: suggested defaults (clamp P to the
     number of training classes). ``folders``: candidate folder names under ``$DMLBOOK_DATA``; ``system_dirs``:
     absolute folders also searched (e.g. a Debian package). ``source``: ``"generated"``, ``"package"``
-    (ships with a dependency), ``"download"`` (``python -m dmlbook data download NAME`` works) or ``"manual"``.
+    (ships with dmlbook, e.g. ``omniglot_embedded``, or with a dependency), ``"download"``
+    (``python -m dmlbook data download NAME`` works) or ``"manual"``.
     """
 
     name: str

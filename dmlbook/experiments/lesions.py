@@ -207,9 +207,9 @@ def train_variant(
         transform=RandomDihedral() if augment else None,
         name="lesion_features",
     )
-    torch.manual_seed(
-        config.seed
-    )  # the head's initial weights, then the classifier's, as run() would draw them
+    # the head's initial weights, then the classifier's, drawn from the seed in this order (run() re-seeds only
+    # what it builds itself)
+    torch.manual_seed(config.seed)
     model = build_head(
         features.shape[1],
         features.shape[-1],

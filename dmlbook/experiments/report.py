@@ -1,8 +1,9 @@
 """Tables and summaries of a loss comparison: several runs per loss, mean ± std, the raw-input baseline.
 
-Used by chapter 4 of the book (``notebooks/04_benchmark_training.ipynb``) and ``benchmarks/train_losses.py``.
-A *run* is the ``metrics`` dict of one :func:`dmlbook.train.train` (keys ``recall@1`` ... ``map@r``,
-``epochs``, ...); ``runs`` maps a loss name to its list of runs (one per seed)::
+Used by chapter 4 of the book (``notebooks/04_benchmark_training.ipynb``), ``benchmarks/train_losses.py`` and
+``benchmarks/end_to_end.py``. A *run* is the ``metrics`` dict of one :func:`dmlbook.train.run` (or
+:func:`~dmlbook.train.train`; keys ``recall@1`` ... ``map@r``, ``epochs``, ...); ``runs`` maps a loss name to its
+list of runs (one per seed)::
 
     runs = {"triplet": [m_seed0, m_seed1], "osm": [m_seed0, m_seed1]}
     summary = summarize(runs)                 # {"triplet": {"recall@1": {"mean", "std", "n"}, ...}, ...}

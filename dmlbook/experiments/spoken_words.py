@@ -159,9 +159,9 @@ def train_word_model(
     ``train_set``: one :func:`dmlbook.train.run` without validation or test split, on ``device`` (default: the
     config's). The model and then the loss's classifier are initialised from ``config.seed`` — the same initial
     weights for every variant. P is capped at the words that have >= 2 recordings (``WordRun.config``)."""
-    torch.manual_seed(
-        config.seed
-    )  # the model's initial weights, then the classifier's, as run() would draw them
+    # the model's initial weights, then the classifier's, drawn from the seed in this order (run() cannot build
+    # this loss from the config, and re-seeds only what it builds itself)
+    torch.manual_seed(config.seed)
     model = build_model_for(config, train_set[0][0])
     loss_fn = make_word_loss(
         variant, num_classes=train_set.num_classes, embedding_dim=config.embedding_dim, **(loss_args or {})

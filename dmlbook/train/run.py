@@ -106,7 +106,7 @@ def run(
     """Train and measure one configuration; nothing is written to disk (:func:`train` writes ``OUT/``).
 
     In order: resolve ``config`` (``overrides`` replace its fields); load ``(train, val, test)`` (or take
-    ``splits``); clamp P to the training classes with at least 2 samples (and say so on stderr); seed torch with
+    ``splits``); clamp P to the training classes with at least 2 samples (and say so on stderr when ``config.progress``; :func:`train` always says it); seed torch with
     ``config.seed``; build the model (or take ``model``), set the image transforms, cache images, build the loss
     (or take ``loss_fn``); warm up the head (``head_warmup_epochs``); call ``on_run_start``; :func:`fit` with
     early stopping on the validation classes; embed the test split with the best weights and
@@ -136,15 +136,16 @@ def run(
         embed_train=embed_train,
         nmi=nmi,
         checkpoint=None,
+        announce=config.progress,  # a chapter's many quiet runs do not repeat it
     )
 
 
-def _clamp_p(config: TrainConfig, train_set: Any, info: distributed.DistInfo) -> None:
+def _clamp_p(config: TrainConfig, train_set: Any, info: distributed.DistInfo, *, announce: bool) -> None:
     usable = int((train_set.class_counts() >= 2).sum())
     if config.batch_p > usable:  # fewer training classes than P: use them all (whole classes per process)
         wanted = config.batch_p
         config.batch_p = max(info.world_size, usable - usable % info.world_size)
-        if info.is_main:
+        if info.is_main and announce:
             print(
                 f"dmlbook train: batch_p {wanted} reduced to {config.batch_p}: the training split has {usable} "
                 f"classes with at least 2 samples",
@@ -164,9 +165,10 @@ def _run(
     embed_train: bool,
     nmi: bool,
     checkpoint: Path | None,
+    announce: bool,
 ) -> Run:
     train_set, val_set, test_set = _check_splits(splits) if splits is not None else load_splits(config)
-    _clamp_p(config, train_set, info)
+    _clamp_p(config, train_set, info, announce=announce)
     resuming = config.resume and checkpoint is not None and checkpoint.exists()
     if resuming and info.is_main:  # a damaged or foreign checkpoint is refused before anything is built
         check_resumable(checkpoint, config)
@@ -299,6 +301,7 @@ def train(
             embed_train=False,
             nmi=True,
             checkpoint=checkpoint,
+            announce=True,
         )
         if info.is_main and out is not None:
             write_json(out / "metrics.json", result.metrics)

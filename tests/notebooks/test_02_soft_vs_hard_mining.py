@@ -42,8 +42,11 @@ def test_02_soft_vs_hard_mining(chapter):
     assert math.isclose(factor, 2 / (64 * 63))  # digits batches: 4 classes x 16
     assert 0.5 * factor < scale < 2.0 * factor
 
+    # OSM's "extended manifolds" claim, measured: at the ci size (and at the defaults) OSM keeps LESS relative
+    # intra-class spread than batch-hard on the training classes and retrieves worse. Seeds 0, 1, 2 at ci: spread
+    # ratio 0.65, 0.79, 0.82; Recall@1 osm - batch_hard -0.054, -0.020, -0.067 (defaults: ratio 0.12).
     claim = metrics["osm_claim"]
-    assert isinstance(claim["osm_keeps_more_spread"], bool) and isinstance(
-        claim["osm_retrieves_better"], bool
-    )
-    assert claim["osm_to_batch_hard_spread"] > 0
+    assert claim["osm_keeps_more_spread"] is False
+    assert 0.0 < claim["osm_to_batch_hard_spread"] < 1.0
+    assert claim["osm_retrieves_better"] is False
+    assert metrics["recall_at_1"]["osm"] < metrics["recall_at_1"]["batch_hard"]

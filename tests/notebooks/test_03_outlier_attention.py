@@ -2,7 +2,7 @@
 
 The ci size (digits, one short training per noise rate and method) is enough for attention to rank corrupted
 samples above chance, but far too small to decide whether CAA retrieves better under noise, so only the ranges
-of the Recall@1 numbers are checked, not their order.
+of the Recall@1 numbers under noise are checked, not their order; on clean data CAA's order is checked.
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ def test_outlier_attention_ci(chapter):
         assert means["outlier"] < means["clean"] and means["flipped"] < means["clean"], (rate, means)
 
     claims = metrics["claims"]
+    # Whether CAA retrieves better at the highest noise is not stable at the ci size: at seeds 0, 1, 2 the gap
+    # CAA - OSM at 40 % noise is -0.038, +0.017, +0.007 (one short training each). So only its consistency with
+    # the numbers is checked. On clean data CAA's cross-entropy helps at every one of those seeds (+0.039,
+    # +0.078, +0.054), and that direction is asserted.
     assert isinstance(claims["caa_higher_at_top_noise"], bool) and claims["repeats"] == 1
+    assert claims["recall_gap_clean"] > 0.0
     assert claims["attention_finds_corruption"] == (metrics["outlier_auc"]["0.4"] >= 0.85)
     assert claims["caa_higher_at_top_noise"] == (
         metrics["recall_at_1_with_caa"]["0.4"] > metrics["recall_at_1_without_caa"]["0.4"]
