@@ -31,6 +31,7 @@ import torch
 
 from dmlbook import evaluation as ev
 from dmlbook.data import DatasetNotFoundError, load_dataset
+from dmlbook.evaluation import neighbours
 from dmlbook.models.small_cnn import SmallCNN
 
 
@@ -47,18 +48,18 @@ def _previous_knn_torch(query, gallery, k, exclude_self, chunk_bytes):
         d.add_(q.pow(2).sum(1, keepdim=True)).clamp_(min=0)
         if exclude_self:
             d.diagonal(offset=start).fill_(float("inf"))
-        dists[start:start + rows], indices[start:start + rows] = ev._topk_deterministic(d, k)
+        dists[start:start + rows], indices[start:start + rows] = neighbours._topk_deterministic(d, k)
     return dists.sqrt_(), indices
 
 
 @contextmanager
 def _previous():
-    saved = ev._knn_torch
-    ev._knn_torch = _previous_knn_torch
+    saved = neighbours._knn_torch
+    neighbours._knn_torch = _previous_knn_torch
     try:
         yield
     finally:
-        ev._knn_torch = saved
+        neighbours._knn_torch = saved
 
 
 def _run(backend: str, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, dict[str, float]]:
@@ -75,7 +76,7 @@ def knn_table(n: int, dim: int, per_class: int, repeats: int) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, dim, generator=gen)  # (N, D)
     y = torch.arange(n) // per_class  # (N,)
-    backends = ["torch", "torch-previous"] + (["faiss"] if ev._import_faiss() is not None else [])
+    backends = ["torch", "torch-previous"] + (["faiss"] if neighbours._import_faiss() is not None else [])
     times: dict[str, list[float]] = {b: [] for b in backends}
     cpu: dict[str, list[float]] = {b: [] for b in backends}
     results, loads = {}, []

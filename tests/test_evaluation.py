@@ -11,13 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmlbook import evaluation as ev
+import dmlbook.evaluation
 from dmlbook.evaluation import (
+    DEFAULT_CHUNK_BYTES,
     count_relevant,
     evaluate,
     evaluate_query_gallery,
     kmeans_nmi,
     knn,
+    metrics,
+    neighbours,
     retrieval_metrics,
 )
 
@@ -208,7 +211,7 @@ def test_ties_are_broken_by_lower_index_for_any_chunk_size():
     d = torch.cdist(x.double(), x.double()).fill_diagonal_(float("inf")).numpy()
     cols = np.broadcast_to(np.arange(120), d.shape)
     ref = np.lexsort((cols, d), axis=1)[:, :10]  # by distance, then by index
-    for chunk_bytes in (1, 10_000, ev.DEFAULT_CHUNK_BYTES):
+    for chunk_bytes in (1, 10_000, DEFAULT_CHUNK_BYTES):
         _, idx = knn(x, x, 10, exclude_self=True, backend="torch", chunk_bytes=chunk_bytes)
         assert (idx.numpy() == ref).all()
 
@@ -220,20 +223,21 @@ def test_group_preselection_keeps_ties_by_lower_index(exclude_self):
     x = torch.randint(0, 5, (1999, 3), generator=gen).float()
     q = x if exclude_self else x[:300] + 1
     k = 12
-    assert ev._group_size(len(x), k) > 0 and len(x) % ev._group_size(len(x), k)  # pre-selection, padded gallery
+    group = neighbours._group_size(len(x), k)
+    assert group > 0 and len(x) % group  # pre-selection, padded gallery
     d = torch.cdist(q.double(), x.double())  # (Q, G) exact: small integers
     if exclude_self:
         d.fill_diagonal_(float("inf"))
     cols = np.broadcast_to(np.arange(len(x)), d.shape)
     ref = np.lexsort((cols, d.numpy()), axis=1)[:, :k]  # by distance, then by index
-    for chunk_bytes in (1, 100_000, ev.DEFAULT_CHUNK_BYTES):
+    for chunk_bytes in (1, 100_000, DEFAULT_CHUNK_BYTES):
         dist, idx = knn(q, x, k, exclude_self=exclude_self, backend="torch", chunk_bytes=chunk_bytes)
         assert (idx.numpy() == ref).all()
         torch.testing.assert_close(dist.double(), d.gather(1, torch.from_numpy(ref)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(("k", "chunk_bytes"), [(3, 4_800_000), (12, ev.DEFAULT_CHUNK_BYTES), (12, 100_000)])
+@pytest.mark.parametrize(("k", "chunk_bytes"), [(3, 4_800_000), (12, DEFAULT_CHUNK_BYTES), (12, 100_000)])
 def test_leave_one_out_strips_keep_ties_by_lower_index(k, chunk_bytes, dtype):
     # 2,003 integer points: exact ties everywhere; (3, 4.8 MB) takes strips of 576 (float64: 288) rows in groups
     # of 32 (padded to 2,016), so later rows get grouped candidates from the transposed blocks
@@ -259,8 +263,8 @@ def test_group_preselection_equals_the_full_sort_bit_for_bit(monkeypatch, near_d
         return [knn(q, g, 15), knn(g, g, 15, exclude_self=True), knn(g, g, 15, exclude_self=True, chunk_bytes=strips)]
 
     fast = run()
-    assert ev._group_size(len(g), 15) > 0 and ev._group_size(2100, 15) > 0
-    monkeypatch.setattr(ev, "_group_size", lambda gallery_size, k: 0)  # every row sorted in full
+    assert neighbours._group_size(len(g), 15) > 0 and neighbours._group_size(2100, 15) > 0
+    monkeypatch.setattr(neighbours, "_group_size", lambda gallery_size, k: 0)  # every row sorted in full
     full = run()
     for (d1, i1), (d2, i2) in zip(fast, full):
         assert torch.equal(i1, i2) and torch.equal(d1, d2)
@@ -272,7 +276,7 @@ def test_group_preselection_equals_the_full_sort_bit_for_bit(monkeypatch, near_d
 def test_memory_chunks_never_build_the_full_matrix(monkeypatch):
     n, budget = 3000, 200_000
     blocks = []
-    real_pair, real_shifted = ev._pair_sq_dists, ev._shifted_sq_dists
+    real_pair, real_shifted = neighbours._pair_sq_dists, neighbours._shifted_sq_dists
 
     def spy_pair(rows, cols, rows_sq, cols_sq, out):
         out = real_pair(rows, cols, rows_sq, cols_sq, out)
@@ -284,8 +288,8 @@ def test_memory_chunks_never_build_the_full_matrix(monkeypatch):
         blocks.append(out.numel() * out.element_size())
         return out
 
-    monkeypatch.setattr(ev, "_pair_sq_dists", spy_pair)
-    monkeypatch.setattr(ev, "_shifted_sq_dists", spy_shifted)
+    monkeypatch.setattr(neighbours, "_pair_sq_dists", spy_pair)
+    monkeypatch.setattr(neighbours, "_shifted_sq_dists", spy_shifted)
     x = torch.randn(n, 32)
     y = torch.randint(0, 300, (n,))
     evaluate(x, y, nmi=False, backend="torch", chunk_bytes=budget)  # leave-one-out: the pair blocks
@@ -300,20 +304,20 @@ def test_memory_chunks_never_build_the_full_matrix(monkeypatch):
 def test_memory_50k_by_512(monkeypatch):
     n, dim = 50_000, 512
     blocks = []
-    real = ev._pair_sq_dists
+    real = neighbours._pair_sq_dists
 
     def spy(rows, cols, rows_sq, cols_sq, out):
         out = real(rows, cols, rows_sq, cols_sq, out)
         blocks.append(out.numel())
         return out
 
-    monkeypatch.setattr(ev, "_pair_sq_dists", spy)
+    monkeypatch.setattr(neighbours, "_pair_sq_dists", spy)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, dim, generator=gen)
     y = torch.arange(n) % 5000  # 10 per class
     out = evaluate(x, y, nmi=False, backend="torch")
     assert set(out) == {"recall@1", "recall@2", "recall@4", "recall@8", "map@r", "r_precision"}
-    assert max(blocks) * 4 <= ev.DEFAULT_CHUNK_BYTES
+    assert max(blocks) * 4 <= DEFAULT_CHUNK_BYTES
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     assert peak < n * n * 4 / 2  # the full float32 matrix alone would be 10 GB
 
@@ -337,14 +341,14 @@ def test_faiss_agrees_with_torch():
 @pytest.mark.skipif(not HAVE_FAISS, reason="faiss is not installed")
 def test_auto_backend_choice():
     x = torch.zeros(3, 2)
-    assert ev._resolve_backend("auto", x) == "faiss"
-    assert ev._resolve_backend("auto", x.double()) == "torch"  # faiss would drop float64 precision
+    assert neighbours._resolve_backend("auto", x) == "faiss"
+    assert neighbours._resolve_backend("auto", x.double()) == "torch"  # faiss would drop float64 precision
 
 
 def test_faiss_missing(monkeypatch):
-    monkeypatch.setattr(ev, "_import_faiss", lambda: None)
+    monkeypatch.setattr(neighbours, "_import_faiss", lambda: None)
     x = torch.randn(5, 3)
-    assert ev._resolve_backend("auto", x) == "torch"
+    assert neighbours._resolve_backend("auto", x) == "torch"
     with pytest.raises(ImportError, match="faiss"):
         knn(x, x, 2, backend="faiss")
 
@@ -436,3 +440,13 @@ Y6 = [0, 0, 1, 1, 2, 2]
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_package_re_exports_the_split_modules():
+    """``dmlbook.evaluation`` is a package: every public name of its modules is importable from it, as the same
+    object (so a patch of ``dmlbook.evaluation.neighbours._x`` reaches ``dmlbook.evaluation.evaluate``)."""
+    assert sorted(dmlbook.evaluation.__all__) == sorted(metrics.__all__ + neighbours.__all__)
+    for module in (metrics, neighbours):
+        for name in module.__all__:
+            assert getattr(dmlbook.evaluation, name) is getattr(module, name)
+    assert metrics._knn is neighbours._knn  # evaluate() searches with the neighbours module's backends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -316,3 +317,11 @@ def test_callbacks_on_images_leave_the_augmentation_untouched(tmp_path):
         ],
     )
     assert watched == losses
+
+
+def test_training_tracker_follows_a_proxy_loss_without_a_pair_share():
+    tracker = TrainingTracker(every=1)
+    run(TrainConfig(**{**FAST, "loss": "proxy_anchor", "epochs": 1}), callbacks=[tracker])
+    first = tracker.records[0]
+    assert math.isnan(first["nontrivial_gradient_share"])  # (B, C) proxy gradients have no pairs to share
+    assert 0.0 <= first["trivial_pairs"] <= 1.0 and first["recall_at_1"] > 0.0

@@ -268,3 +268,82 @@ def eval_transform(size: int = 224, *, resize_to: int | None = None, mean: Seque
     resize_to = round(size * 8 / 7) if resize_to is None else resize_to
     return Compose([ResizeShorter(resize_to, interpolation=interpolation), CenterCrop(size), ToTensor(),
                     Normalize(mean, std)])
+
+
+class RandomAffine:
+    """A random affine jitter of a batch of images, one draw per image, in one ``grid_sample`` call.
+
+    Each image gets a rotation by θ, a horizontal shear by φ, an isotropic scale s and a shift (t_x, t_y), all
+    uniform: θ ∈ [-``degrees``, ``degrees``], φ ∈ [-``shear``, ``shear``] (degrees), s ∈ ``scale``, t ∈
+    [-``translate``, ``translate``] (a fraction of the image size). The output pixel at normalised position
+    p ∈ [-1, 1]² reads the input at
+
+        A p + 2 t,    A = s · R(θ) · [[1, tan φ], [0, 1]],
+
+    bilinearly, with zeros outside the image (the background of ink-is-1 images such as Omniglot's). The
+    ranges are symmetric, so drawing the output-to-input map is the same as drawing the forward one up to the
+    distribution of s (which is near 1). Small jitters of this kind are the "affine distortions" of handwritten
+    characters of Simard, Steinkraus & Platt ("Best practices for convolutional neural networks applied to visual
+    document analysis", ICDAR 2003).
+
+    ``x``: ``(B, C, H, W)`` or one image ``(C, H, W)``; float, or ``uint8`` (interpolated in float32, rounded and
+    clamped back). The draws come from ``generator`` when given, else from torch's global generator (so
+    ``torch.manual_seed`` makes them reproducible); the identity is returned for ``p`` = 0 draws.
+
+    Args:
+        degrees: largest rotation angle (degrees, >= 0).
+        translate: largest shift as a fraction of the image size, in [0, 1).
+        scale: (smallest, largest) scale factor, 0 < smallest <= largest.
+        shear: largest horizontal shear angle (degrees, in [0, 90)).
+        p: probability that an image is jittered at all (the others pass unchanged).
+    """
+
+    def __init__(self, *, degrees: float = 10.0, translate: float = 0.1,
+                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 10.0, p: float = 1.0) -> None:
+        for name, value in (("degrees", degrees), ("translate", translate), ("shear", shear), ("p", p)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+        if not translate < 1:
+            raise ValueError(f"translate must be a fraction of the image size in [0, 1); got {translate!r}")
+        if not shear < 90:
+            raise ValueError(f"shear must be an angle in [0, 90) degrees; got {shear!r}")
+        if not p <= 1:
+            raise ValueError(f"p must be in [0, 1]; got {p!r}")
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be a (smallest, largest) pair with 0 < smallest <= largest; got {scale!r}")
+        self.degrees, self.translate, self.shear, self.p = float(degrees), float(translate), float(shear), float(p)
+        self.scale = (float(scale[0]), float(scale[1]))
+
+    def matrices(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` random output-to-input maps ``(n, 2, 3)`` in ``affine_grid``'s normalised coordinates."""
+        u = torch.rand(n, 6, generator=generator)  # (n, 6) uniform draws
+        theta = torch.deg2rad((2 * u[:, 0] - 1) * self.degrees)  # (n,)
+        phi = torch.deg2rad((2 * u[:, 1] - 1) * self.shear)  # (n,)
+        s = self.scale[0] + (self.scale[1] - self.scale[0]) * u[:, 2]  # (n,)
+        t = 2 * (2 * u[:, 3:5] - 1) * self.translate  # (n, 2): a fraction of the size is 2x that in [-1, 1]
+        keep = u[:, 5] >= self.p  # (n,) images left unchanged
+        cos, sin, tan = torch.cos(theta), torch.sin(theta), torch.tan(phi)  # (n,)
+        a = torch.stack([torch.stack([cos, cos * tan - sin], 1), torch.stack([sin, sin * tan + cos], 1)], 1)
+        a = s[:, None, None] * a  # (n, 2, 2) = s R(θ) [[1, tan φ], [0, 1]]
+        out = torch.cat([a, t[:, :, None]], dim=2)  # (n, 2, 3)
+        out[keep] = torch.eye(2, 3)
+        return out
+
+    def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got {type(x).__name__}")
+        if x.dim() not in (3, 4):
+            raise ValueError(f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got shape {tuple(x.shape)}")
+        single = x.dim() == 3
+        batch = x[None] if single else x  # (B, C, H, W)
+        y = batch if batch.is_floating_point() else batch.float()  # (B, C, H, W)
+        theta = self.matrices(y.shape[0], generator=generator).to(y.device, y.dtype)  # (B, 2, 3)
+        grid = F.affine_grid(theta, list(y.shape), align_corners=False)  # (B, H, W, 2)
+        y = F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, H, W)
+        if not batch.is_floating_point():
+            y = y.round_().clamp_(0, 255).to(batch.dtype)
+        return y[0] if single else y
+
+    def __repr__(self) -> str:
+        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
+                f"shear={self.shear}, p={self.p})")

@@ -274,7 +274,9 @@ class TrainingTracker(Callback, _Records):
             neg_margin=self.neg_margin,
         )
         own = loss_fn.details(embeddings, labels)
-        share = gradient_share(own.pair_gradient, fractions["nontrivial_pairs"])
+        # a proxy loss's gradient is per (sample, proxy), not per pair: no pair share to measure
+        per_pair = own.pair_gradient.shape == fractions["nontrivial_pairs"].shape
+        share = gradient_share(own.pair_gradient, fractions["nontrivial_pairs"]) if per_pair else float("nan")
         return {
             "trivial_pairs": fractions["pairs"],
             "trivial_triplets": fractions["triplets"],
