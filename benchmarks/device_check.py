@@ -37,7 +37,7 @@ import sys
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +339,13 @@ def environment(ctx: Context) -> dict[str, Any]:
     return info
 
 
+def _table(header: Sequence[str], align: str, rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A markdown table's lines: ``header``, the alignment row (``align``: ``"l"`` or ``"r"`` per column) and one
+    line per row of cells."""
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    return [f"| {' | '.join(header)} |", rule] + [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown: a summary table, then each part's figures."""
     env = report["environment"]
@@ -350,11 +357,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{env.get('torch')} (CUDA {env.get('cuda')}); {env.get('cpus')} CPUs; commit {env.get('commit')}"
         ),
         "",
-        "| part | status | time (s) | result |",
-        "|---|---|---:|---|",
     ]
-    for r in report["parts"]:
-        lines.append(f"| {r['name']} | {r['status']} | {r['seconds']:.1f} | {r['note']} |")
+    lines += _table(
+        ("part", "status", "time (s)", "result"),
+        "llrl",
+        ((r["name"], r["status"], f"{r['seconds']:.1f}", r["note"]) for r in report["parts"]),
+    )
     skipped = [f"{r['name']} ({r['note']})" for r in report["parts"] if r["status"] == "skipped"]
     if skipped:
         lines += ["", f"Skipped: {'; '.join(skipped)}."]
@@ -368,25 +376,30 @@ def markdown(report: dict[str, Any]) -> str:
                 "The osm_caa row compares with dmlbook's own ContrastiveLoss (PML has no OSM+CAA).",
                 "",
             ]
-            lines += ["| loss | B | D | dmlbook | PML | ratio |", "|---|---:|---:|---:|---:|---:|"]
-            lines += [
-                f"| {x['loss']} | {x['B']} | {x['D']} | {x['dmlbook_ms']:.2f} | {x['other_ms']:.2f} | {x['ratio']:.2f} |"
-                for x in fig["rows"]
-            ]
+            lines += _table(
+                ("loss", "B", "D", "dmlbook", "PML", "ratio"),
+                "lrrrrr",
+                (
+                    (
+                        x["loss"],
+                        x["B"],
+                        x["D"],
+                        f"{x['dmlbook_ms']:.2f}",
+                        f"{x['other_ms']:.2f}",
+                        f"{x['ratio']:.2f}",
+                    )
+                    for x in fig["rows"]
+                ),
+            )
         elif r["name"] == "mobilenet" and fig:
             lines += ["", "## MobileNetV2 step loop", ""] + [f"- {k}: {v}" for k, v in fig.items()]
         elif r["name"] == "book" and fig.get("chapters"):
-            lines += [
-                "",
-                f"## Chapters at `{fig['param_set']}`",
-                "",
-                "| chapter | status | time (s) | metrics |",
-            ]
-            lines += ["|---|---|---:|---:|"]
-            lines += [
-                f"| {c['chapter']} | {c['status']} | {c['seconds']} | {c.get('metrics', '')} |"
-                for c in fig["chapters"]
-            ]
+            lines += ["", f"## Chapters at `{fig['param_set']}`", ""]
+            lines += _table(
+                ("chapter", "status", "time (s)", "metrics"),
+                "llrr",
+                ((c["chapter"], c["status"], c["seconds"], c.get("metrics", "")) for c in fig["chapters"]),
+            )
     failed = [r for r in report["parts"] if r["status"] in ("failed", "timeout")]
     for r in failed:
         lines += ["", f"## Log of {r['name']} ({r['status']})", "", "```", r["log"].rstrip(), "```"]

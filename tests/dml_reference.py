@@ -3,6 +3,7 @@
 Each reference walks over pairs or triplets in Python with differentiable scalar torch ops, so it gives both the
 value and (through autograd) the gradient to compare with the vectorised library code.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,7 +16,9 @@ def batch(
     n_classes: int = 4, per_class: int = 4, dim: int = 8, *, dtype=torch.float64, device="cpu", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_classes * per_class, dim, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
+    x = torch.randn(n_classes * per_class, dim, generator=g, dtype=torch.float64).to(
+        dtype=dtype, device=device
+    )
     y = torch.arange(n_classes).repeat_interleave(per_class).to(device)
     return x, y
 
@@ -50,30 +53,42 @@ def contrastive(x, y, pos_margin=0.0, neg_margin=1.0):
 def triplets(y):
     y = y.tolist()
     n = len(y)
-    return [(a, p, q) for a in range(n) for p in range(n) for q in range(n) if a != p and y[a] == y[p] and y[q] != y[a]]
+    return [
+        (a, p, q)
+        for a in range(n)
+        for p in range(n)
+        for q in range(n)
+        if a != p and y[a] == y[p] and y[q] != y[a]
+    ]
 
 
-def triplet(x, y, margin=0.05, mining="all"):
+def _triplet_terms(x, y, margin, mining):
+    """The hinges ``[d_ap − d_an + m]₊`` of the mined triplets, anchor by anchor: all triplets, one (hardest
+    positive, hardest negative) per anchor, or the semi-hard ``d_ap < d_an ≤ d_ap + m``."""
     u, lab = _unit(x), y.tolist()
     n = len(lab)
-    if mining == "batch_hard":
-        chosen = []
-        for a in range(n):
-            ps = [p for p in range(n) if p != a and lab[p] == lab[a]]
-            ns = [q for q in range(n) if lab[q] != lab[a]]
-            if ps and ns:
-                p = max(ps, key=lambda p: _dist(u, a, p).item())
-                q = min(ns, key=lambda q: _dist(u, a, q).item())
-                chosen.append((a, p, q))
-    else:
-        chosen = triplets(y)
+    chosen = []
+    for a in range(n):
+        ps = [p for p in range(n) if p != a and lab[p] == lab[a]]
+        ns = [q for q in range(n) if lab[q] != lab[a]]
+        if mining == "batch_hard" and ps and ns:
+            p = max(ps, key=lambda p: _dist(u, a, p).item())
+            q = min(ns, key=lambda q: _dist(u, a, q).item())
+            chosen.append((a, p, q))
+        elif mining != "batch_hard":
+            chosen += [(a, p, q) for p in ps for q in ns]
     terms = []
     for a, p, q in chosen:
         d_ap, d_an = _dist(u, a, p), _dist(u, a, q)
         if mining == "semi_hard" and not (d_ap.item() < d_an.item() <= d_ap.item() + margin):
             continue
         terms.append(torch.relu(d_ap - d_an + margin))
-    return _mean_nonzero(terms)
+    return terms
+
+
+def triplet(x, y, margin=0.05, mining="all"):
+    """``[d_ap − d_an + m]₊`` averaged over the mined triplets with a non-zero loss."""
+    return _mean_nonzero(_triplet_terms(x, y, margin, mining))
 
 
 def multi_similarity(x, y, alpha=2.0, beta=50.0, base=0.5, epsilon=None):
@@ -90,7 +105,10 @@ def multi_similarity(x, y, alpha=2.0, beta=50.0, base=0.5, epsilon=None):
             else:
                 max_neg = max(s[i][j].item() for j in ns)
                 min_pos = min(s[i][j].item() for j in ps)
-                ps, ns = [j for j in ps if s[i][j].item() - epsilon < max_neg], [j for j in ns if s[i][j].item() + epsilon > min_pos]
+                ps, ns = (
+                    [j for j in ps if s[i][j].item() - epsilon < max_neg],
+                    [j for j in ns if s[i][j].item() + epsilon > min_pos],
+                )
         if ps:
             total = total + torch.log(1 + sum(torch.exp(-alpha * (s[i][j] - base)) for j in ps)) / alpha
         if ns:
@@ -170,7 +188,9 @@ def assert_close_value_grad(ours, reference, x, y, *, rtol=1e-9, **kw):
     assert (g1.to(g2.dtype) - g2).abs().max().item() <= rtol * scale + 1e-15, "gradients differ"
 
 
-def assert_pml_parity(ours, pml_fn, *, dtype, device="cpu", seeds=(0, 1, 2), n=96, dim=32, classes=24) -> None:
+def assert_pml_parity(
+    ours, pml_fn, *, dtype, device="cpu", seeds=(0, 1, 2), n=96, dim=32, classes=24
+) -> None:
     """Value and gradient of ``ours`` equal PML's on random batches: ≤ 1e-5 relative in float32, ≤ 1e-9 in float64.
 
     Labels are drawn at random (classes of different sizes, some singletons) to exercise every convention.
@@ -431,24 +451,7 @@ def pair_batch(n_classes=4, dim=5, *, dtype=torch.float64, seed=0, shuffle=True)
 def triplet_mean(x, y, margin=0.05, mining="all"):
     """``1/T Σ_{(a,p,n) mined} [d_ap − d_an + m]₊`` over every mined triplet, zero-loss ones included: all
     triplets, one (hardest positive, hardest negative) per anchor, or the semi-hard ``d_ap < d_an ≤ d_ap + m``."""
-    u, lab = _unit(x), y.tolist()
-    n = len(lab)
-    chosen = []
-    for a in range(n):
-        ps = [p for p in range(n) if p != a and lab[p] == lab[a]]
-        ns = [q for q in range(n) if lab[q] != lab[a]]
-        if mining == "batch_hard" and ps and ns:
-            p = max(ps, key=lambda p: _dist(u, a, p).item())
-            q = min(ns, key=lambda q: _dist(u, a, q).item())
-            chosen.append((a, p, q))
-        elif mining != "batch_hard":
-            chosen += [(a, p, q) for p in ps for q in ns]
-    terms = []
-    for a, p, q in chosen:
-        d_ap, d_an = _dist(u, a, p), _dist(u, a, q)
-        if mining == "semi_hard" and not (d_ap.item() < d_an.item() <= d_ap.item() + margin):
-            continue
-        terms.append(torch.relu(d_ap - d_an + margin))
+    terms = _triplet_terms(x, y, margin, mining)
     return sum(terms) / len(terms) if terms else torch.zeros((), dtype=torch.float64)
 
 
@@ -476,14 +479,19 @@ def proxy_anchor(x, y, w, margin=0.1, alpha=32.0):
     n, n_cls = len(lab), len(w)
     present = sorted(set(lab))
     pos = sum(_log1p_sum_exp([-alpha * (c[i][p] - margin) for i in range(n) if lab[i] == p]) for p in present)
-    neg = sum(_log1p_sum_exp([alpha * (c[i][p] + margin) for i in range(n) if lab[i] != p]) for p in range(n_cls))
+    neg = sum(
+        _log1p_sum_exp([alpha * (c[i][p] + margin) for i in range(n) if lab[i] != p]) for p in range(n_cls)
+    )
     return pos / len(present) + neg / n_cls
 
 
 def proxy_nca(x, y, w, softmax_scale=1.0):
     """PML's ProxyNCA: softmax over −t ||x̂ − ŵ_c||², the own proxy included in the denominator."""
     u, v, lab = _unit(x), _unit(w), y.tolist()
-    terms = [_ce([-softmax_scale * ((u[i] - v[p]) ** 2).sum() for p in range(len(v))], lab[i]) for i in range(len(u))]
+    terms = [
+        _ce([-softmax_scale * ((u[i] - v[p]) ** 2).sum() for p in range(len(v))], lab[i])
+        for i in range(len(u))
+    ]
     return sum(terms) / len(terms)
 
 
@@ -499,14 +507,21 @@ def arcface(x, y, w, margin=0.5, scale=64.0):
     terms = []
     for i, row in enumerate(c):
         theta = torch.acos(row[lab[i]])
-        own = torch.cos(theta + margin) if theta.item() <= math.pi - margin else torch.cos(theta) - margin * math.sin(margin)
+        own = (
+            torch.cos(theta + margin)
+            if theta.item() <= math.pi - margin
+            else torch.cos(theta) - margin * math.sin(margin)
+        )
         terms.append(_ce([scale * (own if p == lab[i] else s) for p, s in enumerate(row)], lab[i]))
     return sum(terms) / len(terms)
 
 
 def cosface(x, y, w, margin=0.35, scale=64.0):
     c, lab = _cos(x, w), y.tolist()
-    terms = [_ce([scale * (s - margin * (p == lab[i])) for p, s in enumerate(row)], lab[i]) for i, row in enumerate(c)]
+    terms = [
+        _ce([scale * (s - margin * (p == lab[i])) for p, s in enumerate(row)], lab[i])
+        for i, row in enumerate(c)
+    ]
     return sum(terms) / len(terms)
 
 
@@ -517,7 +532,7 @@ def soft_triple(x, y, w, centers_per_class=10, la=20.0, gamma=0.1, margin=0.01):
     for i, row in enumerate(c):
         logits = []
         for cls in range(len(w) // k):
-            sims = row[cls * k:(cls + 1) * k]
+            sims = row[cls * k : (cls + 1) * k]
             q = torch.softmax(torch.stack(sims) / gamma, 0)
             big_s = sum(q[j] * sims[j] for j in range(k))
             logits.append(la * (big_s - margin * (cls == lab[i])))

@@ -143,6 +143,14 @@ def test_importing_the_core_loads_no_experiment():
     assert out.stdout.strip() == "[]", f"importing the core loaded {out.stdout.strip()}"
 
 
+def _fake_module(root: Path, module: str, code: str) -> Path:
+    """``code`` written as the file of the dotted ``module`` under ``root``."""
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(code)
+    return path
+
+
 @pytest.mark.parametrize(
     "module,code",
     [
@@ -160,9 +168,7 @@ def test_importing_the_core_loads_no_experiment():
 )
 def test_the_rule_catches_a_new_import(tmp_path: Path, module: str, code: str):
     """A fake core module with one forbidden import is caught (the rule can fail)."""
-    path = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(code)
+    path = _fake_module(tmp_path, module, code)
     assert len(forbidden_imports([path], tmp_path)) == 1
 
 
@@ -177,9 +183,7 @@ def test_the_rule_catches_a_new_import(tmp_path: Path, module: str, code: str):
     ],
 )
 def test_the_rule_lets_other_imports_pass(tmp_path: Path, module: str, code: str):
-    path = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(code)
+    path = _fake_module(tmp_path, module, code)
     assert forbidden_imports([path], tmp_path) == []
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from support import clustered_batch
 
 from dmlbook import diagnostics
 from dmlbook.losses import ContrastiveLoss, OSMCAALoss, TripletMarginLoss
@@ -15,13 +16,6 @@ from dmlbook.losses import ContrastiveLoss, OSMCAALoss, TripletMarginLoss
 @pytest.fixture(autouse=True)
 def _threads(one_thread):
     yield
-
-
-def _batch(p: int = 4, k: int = 4, dim: int = 8, spread: float = 0.3, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(p, dim, generator=g)
-    labels = torch.arange(p).repeat_interleave(k)
-    return centres[labels] + spread * torch.randn(p * k, dim, generator=g), labels
 
 
 # ---------------------------------------------------------------------------------------------- class spread
@@ -60,7 +54,7 @@ def test_centroid_distances_and_inter_class_distance():
 
 
 def test_relative_spread_is_scale_free():
-    emb, labels = _batch(p=3, k=5, dim=4, spread=0.3)
+    emb, labels = clustered_batch(p=3, k=5, dim=4, spread=0.3)
     wide = diagnostics.relative_spread(emb, labels)
     assert wide == pytest.approx(
         diagnostics.intra_class_spread(emb, labels) / diagnostics.inter_class_distance(emb, labels)
@@ -100,7 +94,7 @@ def test_trivial_fractions_extremes():
 
 
 def test_trivial_fractions_match_the_probe_losses():
-    emb, labels = _batch()
+    emb, labels = clustered_batch()
     out = diagnostics.trivial_fractions(emb, labels, triplet_margin=0.2, pos_margin=0.4, neg_margin=1.1)
     pair = ContrastiveLoss(pos_margin=0.4, neg_margin=1.1).details(emb, labels).weights
     triplet = TripletMarginLoss(margin=0.2).details(emb, labels).weights
@@ -109,7 +103,7 @@ def test_trivial_fractions_match_the_probe_losses():
 
 
 def test_nontrivial_gradient_share():
-    emb, labels = _batch(spread=0.6)
+    emb, labels = clustered_batch(spread=0.6)
     # a contrastive loss with the probe's own margins spends its whole gradient on the non-trivial pairs
     same = ContrastiveLoss(pos_margin=0.5, neg_margin=1.0)
     share_same = diagnostics.nontrivial_gradient_share(same, emb, labels, pos_margin=0.5, neg_margin=1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import clustered_batch
 
 from dmlbook.experiments import mining_weights
 from dmlbook.losses import ContrastiveLoss, MultiSimilarityLoss, OSMCAALoss, TripletMarginLoss, build_loss
@@ -14,15 +15,8 @@ def _threads(one_thread):
     yield
 
 
-def _batch(p: int = 4, k: int = 4, dim: int = 8, spread: float = 0.3, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(p, dim, generator=g)
-    labels = torch.arange(p).repeat_interleave(k)
-    return centres[labels] + spread * torch.randn(p * k, dim, generator=g), labels
-
-
 def test_normalized_weights_sum_to_one_or_stay_zero():
-    emb, labels = _batch()
+    emb, labels = clustered_batch()
     for loss in (
         TripletMarginLoss(),
         TripletMarginLoss(mining="batch_hard"),
@@ -38,7 +32,7 @@ def test_normalized_weights_sum_to_one_or_stay_zero():
 
 
 def test_pair_distances_of_a_similarity_loss():
-    emb, labels = _batch()
+    emb, labels = clustered_batch()
     ms = MultiSimilarityLoss().details(emb, labels)
     contrastive = ContrastiveLoss().details(emb, labels)
     assert torch.allclose(mining_weights.pair_distances(ms), contrastive.matrix, atol=1e-3)
@@ -46,7 +40,7 @@ def test_pair_distances_of_a_similarity_loss():
 
 
 def test_weight_profile_hard_versus_soft():
-    emb, labels = _batch(p=4, k=6, spread=0.8)
+    emb, labels = clustered_batch(p=4, k=6, spread=0.8)
     hard = mining_weights.weight_profile(TripletMarginLoss(mining="batch_hard").details(emb, labels), labels)
     soft = mining_weights.weight_profile(build_loss("osm").details(emb, labels), labels)
     # batch-hard: one positive and one negative per anchor, the far positives and the near negatives

@@ -19,11 +19,19 @@ def test_every_registered_model_lists_its_arguments(name: str) -> None:
     assert "embedding_dim" in arguments and "in_channels" not in arguments and "in_dim" not in arguments
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("mobilenet_v2", ("attention_after", "embedding_dim", "frozen_stages", "pretrained", "weights_format")),
-    ("speech_cnn", ("embedding_dim", "frontend", "input_norm", "n_mels", "num_stages", "width")),
-])
-def test_an_argument_the_model_does_not_take_lists_those_it_does(name: str, expected: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "mobilenet_v2",
+            ("attention_after", "embedding_dim", "frozen_stages", "pretrained", "weights_format"),
+        ),
+        ("speech_cnn", ("embedding_dim", "frontend", "input_norm", "n_mels", "num_stages", "width")),
+    ],
+)
+def test_an_argument_the_model_does_not_take_lists_those_it_does(
+    name: str, expected: tuple[str, ...]
+) -> None:
     with pytest.raises(TypeError, match=rf"model {name!r} does not take 'foo'; it accepts: ") as info:
         build_model(name, foo=1)
     accepted = str(info.value).split("it accepts: ", 1)[1].split(", ")
@@ -40,20 +48,42 @@ def test_the_arguments_it_takes_still_build_the_model() -> None:
 
 
 def test_the_training_command_refuses_it_before_training(tmp_path, capsys) -> None:
-    from PIL import Image
+    from support import write_image_folder
 
     from dmlbook.train.cli import main
 
     rng = np.random.default_rng(0)
-    for k in range(4):
-        folder = tmp_path / "scenes" / "images" / f"class{k}"
-        folder.mkdir(parents=True)
-        for j in range(3):
-            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{j}.png")
+    write_image_folder(
+        tmp_path / "scenes",
+        lambda k, j: rng.integers(0, 256, (16, 16, 3), dtype=np.uint8),
+        classes=4,
+        per_class=3,
+        suffix=".png",
+    )
     out = tmp_path / "out"
-    code = main(["--dataset", "folder", "--data-root", str(tmp_path / "scenes"), "--loss", "triplet",
-                 "--model", "mobilenet_v2", "--model-arg", "foo=1", "--pretrained", "none", "--val-fraction", "0",
-                 "--epochs", "1", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(tmp_path / "scenes"),
+            "--loss",
+            "triplet",
+            "--model",
+            "mobilenet_v2",
+            "--model-arg",
+            "foo=1",
+            "--pretrained",
+            "none",
+            "--val-fraction",
+            "0",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     assert "model 'mobilenet_v2' does not take 'foo'; it accepts: " in err and "frozen_stages" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from support import noisy_grey, write_image_folder
 from torch import nn
 
 from dmlbook.data import load_dataset
@@ -15,13 +15,9 @@ from dmlbook.train import TrainConfig, make_optimizer, set_image_transforms, tra
 @pytest.fixture
 def scenes(tmp_path):
     rng = np.random.default_rng(0)
-    for k in range(6):
-        for j in range(4):
-            folder = tmp_path / "scenes" / "images" / f"class{k}"
-            folder.mkdir(parents=True, exist_ok=True)
-            pixels = np.clip(rng.normal(40 * k, 20, size=(40, 48, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{j}.jpg")
-    return tmp_path / "scenes"
+    return write_image_folder(
+        tmp_path / "scenes", lambda k, j: noisy_grey(rng, 40 * k, 20, (40, 48)), classes=6, per_class=4
+    )
 
 
 class _TFModel(nn.Module):
@@ -170,13 +166,9 @@ def dataclasses_replace(config, **kw):
 @pytest.fixture
 def scenes10(tmp_path):
     rng = np.random.default_rng(1)
-    for k in range(10):
-        folder = tmp_path / "scenes10" / "images" / f"class{k}"
-        folder.mkdir(parents=True)
-        for j in range(4):
-            pixels = np.clip(rng.normal(25 * k, 20, size=(36, 44, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{j}.jpg")
-    return tmp_path / "scenes10"
+    return write_image_folder(
+        tmp_path / "scenes10", lambda k, j: noisy_grey(rng, 25 * k, 20, (36, 44)), classes=10, per_class=4
+    )
 
 
 def test_warmup_cache_and_frozen_stages_end_to_end(scenes10, tmp_path):

@@ -278,18 +278,15 @@ def test_callbacks_on_images_leave_the_augmentation_untouched(tmp_path):
     """Embedding a folder dataset draws a DataLoader seed from torch's generator; the callbacks restore it, so the
     random crops of the next training batches (and so the whole run) stay those of an unwatched run."""
     import numpy as np
-    from PIL import Image
+    from support import noisy_grey, write_image_folder
 
     rng = np.random.default_rng(0)
-    for k in range(6):
-        folder = tmp_path / "scenes" / "images" / f"class{k}"
-        folder.mkdir(parents=True)
-        for j in range(4):
-            pixels = np.clip(rng.normal(40 * k, 30, size=(40, 48, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{j}.jpg")
+    scenes = write_image_folder(
+        tmp_path / "scenes", lambda k, j: noisy_grey(rng, 40 * k, 30, (40, 48)), classes=6, per_class=4
+    )
     config = TrainConfig(
         dataset="folder",
-        data_root=str(tmp_path / "scenes"),
+        data_root=str(scenes),
         loss="contrastive",
         model="small_cnn",
         model_args={"width": 4},

@@ -120,6 +120,32 @@ PH2_INFO = DatasetInfo(
 )
 
 
+def _image_dataset(
+    a: dict[str, np.ndarray],
+    info: DatasetInfo,
+    class_names: Sequence[str],
+    *,
+    meta: Sequence[str],
+    transform: object,
+    check_files: bool,
+) -> ImageDataset:
+    """The images of a ``read_*`` table ``a`` (lazily decoded; labels 0 .. len(class_names) - 1, ``meta``: those
+    columns of ``a``); their headers are checked now unless ``check_files=False``."""
+    ds = ImageDataset(
+        a["path"],
+        a["label"],
+        class_ids=np.arange(len(class_names)),
+        class_names=list(class_names),
+        transform=transform,
+        meta={key: a[key] for key in meta},
+        name=info.name,
+        info=info,
+    )
+    if check_flag(check_files, "check_files"):
+        ds.check_files()
+    return ds
+
+
 # --------------------------------------------------------------------------------------------------- ISIC 2016
 def _isic_images_dir(folder: Path, official: str) -> Path | None:
     return next((folder / d for d in (official, "images") if (folder / d).is_dir()), None)
@@ -240,18 +266,9 @@ def load_isic2016(
     is the official training part when the test part is present, else a stratified ``1 - test_fraction``. The
     image headers are checked now unless ``check_files=False``."""
     a = read_isic2016(folder)
-    ds = ImageDataset(
-        a["path"],
-        a["label"],
-        class_ids=np.arange(2),
-        class_names=list(ISIC_CLASSES),
-        transform=transform,
-        meta={"image_id": a["image_id"], "part": a["part"]},
-        name="isic2016",
-        info=ISIC_INFO,
+    ds = _image_dataset(
+        a, ISIC_INFO, ISIC_CLASSES, meta=("image_id", "part"), transform=transform, check_files=check_files
     )
-    if check_flag(check_files, "check_files"):
-        ds.check_files()
     if (a["part"] == "test").any():
         train = a["part"] == "train"
     else:
@@ -356,18 +373,9 @@ def load_ph2(
     a stratified ``1 - test_fraction`` on the train side. The image headers are checked now unless
     ``check_files=False``."""
     a = read_ph2(folder)
-    ds = ImageDataset(
-        a["path"],
-        a["label"],
-        class_ids=np.arange(3),
-        class_names=list(PH2_CLASSES),
-        transform=transform,
-        meta={"image_id": a["image_id"], "mask": a["mask"]},
-        name="ph2",
-        info=PH2_INFO,
+    ds = _image_dataset(
+        a, PH2_INFO, PH2_CLASSES, meta=("image_id", "mask"), transform=transform, check_files=check_files
     )
-    if check_flag(check_files, "check_files"):
-        ds.check_files()
     train = stratified_mask(
         ds.labels, test_fraction=check_fraction(test_fraction, "test_fraction"), seed=seed
     )

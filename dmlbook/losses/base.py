@@ -54,9 +54,11 @@ class LossDetails:
     Attributes:
         loss: the scalar loss.
         weights: the mining method's per-pair weights and trivial-tuple count.
-        pair_gradient: (B, B) ``|∂L/∂m_ij|`` where ``m`` is ``matrix``.
-        matrix: (B, B) the distances (or similarities) the loss saw.
-        matrix_kind: ``"distance"`` or ``"similarity"``.
+        pair_gradient: ``|∂L/∂m_ij|`` where ``m`` is ``matrix``: (B, B) for a pair-based loss, (B, P) for a proxy
+            loss (one column per proxy or class centre).
+        matrix: the distances (or similarities) the loss saw: (B, B) between samples, or (B, P) from each sample
+            to each proxy.
+        matrix_kind: ``"distance"``, ``"similarity"``, or ``"proxy_similarity"`` for the (B, P) grids.
     """
 
     loss: Tensor

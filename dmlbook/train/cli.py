@@ -46,6 +46,14 @@ def parse_key_value(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# Repeatable NAME=VALUE options (parsed by parse_key_value) and their help.
+KEY_VALUE_FLAGS = (
+    ("--loss-arg", "a loss hyper-parameter, e.g. --loss-arg margin=0.2 (repeatable)"),
+    ("--model-arg", "a model argument, e.g. --model-arg hidden_dims=(512,)"),
+    ("--data-arg", "a dataset-loader argument, e.g. --data-arg key=mobilenet_v2_1.0_224_quant"),
+)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dmlbook train",
@@ -83,30 +91,10 @@ def parser() -> argparse.ArgumentParser:
         "--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (CUDA)"
     )
     p.add_argument("--num-workers", type=int, default=None)
-    p.add_argument(
-        "--loss-arg",
-        action="append",
-        type=parse_key_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a loss hyper-parameter, e.g. --loss-arg margin=0.2 (repeatable)",
-    )
-    p.add_argument(
-        "--model-arg",
-        action="append",
-        type=parse_key_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a model argument, e.g. --model-arg hidden_dims=(512,)",
-    )
-    p.add_argument(
-        "--data-arg",
-        action="append",
-        type=parse_key_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a dataset-loader argument, e.g. --data-arg key=mobilenet_v2_1.0_224_quant",
-    )
+    for flag, help_text in KEY_VALUE_FLAGS:
+        p.add_argument(
+            flag, action="append", type=parse_key_value, default=[], metavar="NAME=VALUE", help=help_text
+        )
     p.add_argument(
         "--pretrained", default=None, help="ImageNet weights file for image backbones, or 'default'"
     )

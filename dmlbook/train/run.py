@@ -221,25 +221,23 @@ def _run(
     )
     result = Run({}, fitted.history, model, loss_fn, config, warmup=warmup)
     if info.is_main:
-        scores: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
-        if test_set is not None:
-            result.test_embeddings, result.test_labels = embed(
+
+        def embed_set(dataset: Any) -> tuple[Tensor, Tensor]:
+            return embed(
                 model,
-                test_set,
+                dataset,
                 device=device,
                 batch_size=config.eval_batch_size,
                 num_workers=config.num_workers,
             )
+
+        scores: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
+        if test_set is not None:
+            result.test_embeddings, result.test_labels = embed_set(test_set)
             measured = evaluate(result.test_embeddings, result.test_labels, nmi=nmi, seed=config.seed)
             scores.update({k: v for k, v in measured.items() if k in METRIC_KEYS})
         if embed_train:
-            result.train_embeddings, result.train_labels = embed(
-                model,
-                train_set,
-                device=device,
-                batch_size=config.eval_batch_size,
-                num_workers=config.num_workers,
-            )
+            result.train_embeddings, result.train_labels = embed_set(train_set)
         result.metrics = {
             **scores,
             "val_recall@1": fitted.best_val,

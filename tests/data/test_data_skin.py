@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import assert_damaged_image_is_named
 
 from dmlbook.data import (
     DatasetNotFoundError,
@@ -318,23 +319,14 @@ def test_random_dihedral():
 
 
 # ------------------------------------------------------------------------------------ damaged images (issue 17)
-@pytest.mark.parametrize(("name", "fixture", "stem"), [("isic2016", "isic_csv", "ISIC_0000003"),
-                                                       ("ph2", "ph2_csv", "IMD006")])
+@pytest.mark.parametrize(
+    ("name", "fixture", "stem"), [("isic2016", "isic_csv", "ISIC_0000003"), ("ph2", "ph2_csv", "IMD006")]
+)
 def test_a_damaged_image_is_named_when_the_dataset_is_built(name, fixture, stem, request):
-    from dmlbook.data import DamagedFileError
-
     root = request.getfixturevalue(fixture)
     bad = root / "images" / f"{stem}.jpg"
     bad.write_bytes(b"\xff\xd8 not really a JPEG")
-    n = len(load_dataset(name, root=root, split="all", check_files=False))
-    with pytest.raises(DamagedFileError, match=rf"{name}: 1 of {n} image files cannot be read: {bad} ") as info:
-        load_dataset(name, root=root, split="train")
-    assert info.value.path == bad
-    ds = load_dataset(name, root=root, split="all", check_files=False)  # the check can be skipped
-    with pytest.raises(DamagedFileError, match=rf"{bad}: cannot decode the image"):  # decoding still names it
-        ds[list(ds.paths).index(str(bad))]
-    with pytest.raises(TypeError, match="check_files must be True or False"):
-        load_dataset(name, root=root, check_files=1)
+    assert_damaged_image_is_named(name, root, bad, not_a_flag=1)
 
 
 # --------------------------------------------------------------------------------------------------- real data

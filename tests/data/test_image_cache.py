@@ -1,10 +1,12 @@
 """Decoded-image cache: same samples as the files, no disk reads after caching, identical evaluation inputs."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import write_image_folder
 
 from dmlbook.data import DMLDataset, load_dataset
 from dmlbook.data import transforms as T
@@ -15,13 +17,12 @@ from dmlbook.data.image_cache import CachedImages, cache_images
 def tree(tmp_path):
     """4 classes x 3 JPEGs of different sizes (shorter sides 30 .. 52) in a folder-per-class layout."""
     rng = np.random.default_rng(0)
-    for k in range(4):
-        folder = tmp_path / "tree" / "images" / f"class{k}"
-        folder.mkdir(parents=True)
-        for j in range(3):
-            h, w = 30 + 2 * (3 * k + j), 44 + k
-            Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(folder / f"{j}.jpg")
-    return tmp_path / "tree"
+    return write_image_folder(
+        tmp_path / "tree",
+        lambda k, j: rng.integers(0, 256, size=(30 + 2 * (3 * k + j), 44 + k, 3), dtype=np.uint8),
+        classes=4,
+        per_class=3,
+    )
 
 
 def _all(tree):

@@ -45,8 +45,9 @@ def data() -> dict:
     }
 
 
-def make(data: dict, **kwargs) -> EmbeddingExplorer:
-    args = {
+def explorer_args(data: dict) -> dict:
+    """The keyword arguments of the explorer of ``data`` (everything but the snapshots and labels)."""
+    return {
         "images": data["images"],
         "attention": data["attention"],
         "outlier": data["outlier"],
@@ -56,8 +57,10 @@ def make(data: dict, **kwargs) -> EmbeddingExplorer:
         "k": 3,
         "snapshot_names": ["epoch 0", "epoch 1", "epoch 2"],
     }
-    args.update(kwargs)
-    return EmbeddingExplorer(data["snapshots"], data["labels"], **args)
+
+
+def make(data: dict, **kwargs) -> EmbeddingExplorer:
+    return EmbeddingExplorer(data["snapshots"], data["labels"], **{**explorer_args(data), **kwargs})
 
 
 def points_message(event: str, positions: list[int], trace: int = 0) -> dict:
@@ -435,18 +438,8 @@ def test_interactive_detection(monkeypatch: pytest.MonkeyPatch, data: dict) -> N
 )
 def test_bad_arguments_name_the_argument(data: dict, change: dict, error: type, match: str) -> None:
     labels = change.pop("labels", data["labels"])
-    args = {
-        "images": data["images"],
-        "attention": data["attention"],
-        "outlier": data["outlier"],
-        "split": data["split"],
-        "names": data["names"],
-        "projection": "pca",
-        "k": 3,
-        "snapshot_names": ["a", "b", "c"],
-    }
     with pytest.raises(error, match=match):
-        EmbeddingExplorer(data["snapshots"], labels, **{**args, **change})
+        EmbeddingExplorer(data["snapshots"], labels, **{**explorer_args(data), **change})
 
 
 def test_flexible_inputs(data: dict) -> None:
