@@ -43,12 +43,12 @@ def _previous_knn_torch(query, gallery, k, exclude_self, chunk_bytes):
     dists = query.new_empty(query.shape[0], k)  # (Q, k)
     indices = torch.empty(query.shape[0], k, dtype=torch.long)  # (Q, k)
     for start in range(0, query.shape[0], rows):
-        q = query[start:start + rows]  # (c, D)
+        q = query[start : start + rows]  # (c, D)
         d = torch.addmm(gallery_sq.unsqueeze(0), q, gallery.T, alpha=-2.0)  # (c, G)
         d.add_(q.pow(2).sum(1, keepdim=True)).clamp_(min=0)
         if exclude_self:
             d.diagonal(offset=start).fill_(float("inf"))
-        dists[start:start + rows], indices[start:start + rows] = neighbours._topk_deterministic(d, k)
+        dists[start : start + rows], indices[start : start + rows] = neighbours._topk_deterministic(d, k)
     return dists.sqrt_(), indices
 
 
@@ -86,19 +86,30 @@ def knn_table(n: int, dim: int, per_class: int, repeats: int) -> None:
             times[backend].append(seconds)
             cpu[backend].append(cpu_seconds)
             loads.append(os.getloadavg()[0])
-    print(f"evaluate(nmi=False), N={n} D={dim}, {per_class} per class, threads={torch.get_num_threads()}, "
-          f"{repeats} runs each (interleaved)")
-    print(f"load average during the runs (other processes; 2 = both cores busy): {min(loads):.1f}-{max(loads):.1f}")
+    print(
+        f"evaluate(nmi=False), N={n} D={dim}, {per_class} per class, threads={torch.get_num_threads()}, "
+        f"{repeats} runs each (interleaved)"
+    )
+    print(
+        f"load average during the runs (other processes; 2 = both cores busy): {min(loads):.1f}-{max(loads):.1f}"
+    )
     print(f"{'backend':<15} {'median s':>9} {'min s':>7} {'max s':>7} {'median CPU s':>13}")
     for backend, t in times.items():
-        print(f"{backend:<15} {statistics.median(t):>9.2f} {min(t):>7.2f} {max(t):>7.2f} "
-              f"{statistics.median(cpu[backend]):>13.2f}")
+        print(
+            f"{backend:<15} {statistics.median(t):>9.2f} {min(t):>7.2f} {max(t):>7.2f} "
+            f"{statistics.median(cpu[backend]):>13.2f}"
+        )
     print("torch == torch-previous:", results["torch"] == results["torch-previous"])
     if "faiss" in times:
         ratio = statistics.median(times["torch"]) / statistics.median(times["faiss"])
-        print(f"torch / faiss = {ratio:.2f} (median over median); per run: "
-              + ", ".join(f"{a / b:.2f}" for a, b in zip(times["torch"], times["faiss"])))
-        print("metrics equal:", all(abs(results["torch"][k] - results["faiss"][k]) < 1e-6 for k in results["torch"]))
+        print(
+            f"torch / faiss = {ratio:.2f} (median over median); per run: "
+            + ", ".join(f"{a / b:.2f}" for a, b in zip(times["torch"], times["faiss"]))
+        )
+        print(
+            "metrics equal:",
+            all(abs(results["torch"][k] - results["faiss"][k]) < 1e-6 for k in results["torch"]),
+        )
     else:
         print("faiss is not installed (pip install faiss-cpu): no ratio")
 
@@ -122,10 +133,14 @@ def omniglot_eval(root: str | None, embedding_dim: int, batch: int, repeats: int
 
     @torch.inference_mode()
     def embed(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([net(images[i:i + batch]) for i in range(0, len(images), batch)])  # (N, D)
+        return torch.cat([net(images[i : i + batch]) for i in range(0, len(images), batch)])  # (N, D)
 
-    rows: dict[str, list[float]] = {"embedding (NCHW)": [], "embedding (channels_last)": [], "k-NN + metrics": [],
-                                    "NMI (k-means, 659 clusters)": []}
+    rows: dict[str, list[float]] = {
+        "embedding (NCHW)": [],
+        "embedding (channels_last)": [],
+        "k-NN + metrics": [],
+        "NMI (k-means, 659 clusters)": [],
+    }
     for _ in range(repeats):
         t_embed, z = _timed(lambda: embed(model, x))
         t_cl, z_cl = _timed(lambda: embed(model_cl, x_cl))
@@ -135,8 +150,10 @@ def omniglot_eval(root: str | None, embedding_dim: int, batch: int, repeats: int
         for key, t in zip(rows, (t_embed, t_cl, t_knn, t_nmi)):
             rows[key].append(t)
     med = {key: statistics.median(t) for key, t in rows.items()}
-    print(f"\n{name} evaluation set: {len(test)} images, {test.num_classes} classes, SmallCNN -> {embedding_dim}-d, "
-          f"batch {batch}, threads={torch.get_num_threads()}, {repeats} runs (medians), load {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{name} evaluation set: {len(test)} images, {test.num_classes} classes, SmallCNN -> {embedding_dim}-d, "
+        f"batch {batch}, threads={torch.get_num_threads()}, {repeats} runs (medians), load {os.getloadavg()[0]:.1f}"
+    )
     for key, t in med.items():
         print(f"{key:<28} {t:6.2f} s")
     base = min(med["embedding (NCHW)"], med["embedding (channels_last)"]) + med["k-NN + metrics"]
@@ -152,7 +169,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-knn", action="store_true", help="only the Omniglot evaluation")
     parser.add_argument("--skip-omniglot", action="store_true", help="only the k-NN table")
-    parser.add_argument("--root", help="folder of the official Omniglot zips (default: $DMLBOOK_DATA/omniglot)")
+    parser.add_argument(
+        "--root", help="folder of the official Omniglot zips (default: $DMLBOOK_DATA/omniglot)"
+    )
     parser.add_argument("--embedding-dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1024)
     args = parser.parse_args()

@@ -14,6 +14,7 @@ gradient of the weights. Runs are interleaved (dmlbook, PML, dmlbook, ...) so th
 alike; the table reports medians and the ratio dmlbook / PML (lower is faster). OSM+CAA has no PML counterpart:
 its ratio is against dmlbook's own ContrastiveLoss (goal ≤ 1.5).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,14 +47,26 @@ def pml_cases():
 
     warnings.filterwarnings("ignore", message="Values of Tp or Tn")
     triplet = losses.TripletMarginLoss(margin=0.05)
-    batch_hard, semi_hard = miners.BatchHardMiner(), miners.TripletMarginMiner(margin=0.05, type_of_triplets="semihard")
+    batch_hard, semi_hard = (
+        miners.BatchHardMiner(),
+        miners.TripletMarginMiner(margin=0.05, type_of_triplets="semihard"),
+    )
     ms, ms_miner = losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=0.1)
     return {
         "contrastive": (ContrastiveLoss(), losses.ContrastiveLoss()),
-        "triplet batch_hard": (TripletMarginLoss(mining="batch_hard"), lambda x, y: triplet(x, y, batch_hard(x, y))),
-        "multi_similarity + miner": (MultiSimilarityLoss(mining_epsilon=0.1), lambda x, y: ms(x, y, ms_miner(x, y))),
+        "triplet batch_hard": (
+            TripletMarginLoss(mining="batch_hard"),
+            lambda x, y: triplet(x, y, batch_hard(x, y)),
+        ),
+        "multi_similarity + miner": (
+            MultiSimilarityLoss(mining_epsilon=0.1),
+            lambda x, y: ms(x, y, ms_miner(x, y)),
+        ),
         "triplet all": (TripletMarginLoss(mining="all"), triplet),
-        "triplet semi_hard": (TripletMarginLoss(mining="semi_hard"), lambda x, y: triplet(x, y, semi_hard(x, y))),
+        "triplet semi_hard": (
+            TripletMarginLoss(mining="semi_hard"),
+            lambda x, y: triplet(x, y, semi_hard(x, y)),
+        ),
         "lifted": (LiftedStructureLoss(), losses.LiftedStructureLoss()),
         "ranked_list": (RankedListLoss(), losses.RankedListLoss(margin=0.4, Tn=10)),
     }
@@ -73,15 +86,28 @@ def class_cases(num_classes: int, dim: int, device) -> dict:
 
     c, d = num_classes, dim
     return {
-        "proxy_anchor": paired(ProxyAnchorLoss(num_classes=c, embedding_dim=d), losses.ProxyAnchorLoss(c, d),
-                               "proxies", False),
-        "proxy_nca": paired(ProxyNCALoss(num_classes=c, embedding_dim=d), losses.ProxyNCALoss(c, d), "proxies", False),
-        "normalized_softmax": paired(NormalizedSoftmaxLoss(num_classes=c, embedding_dim=d),
-                                     losses.NormalizedSoftmaxLoss(c, d), "W", True),
-        "arcface": paired(ArcFaceLoss(num_classes=c, embedding_dim=d, margin=math.radians(28.6)),
-                          losses.ArcFaceLoss(c, d, margin=28.6), "W", True),
+        "proxy_anchor": paired(
+            ProxyAnchorLoss(num_classes=c, embedding_dim=d), losses.ProxyAnchorLoss(c, d), "proxies", False
+        ),
+        "proxy_nca": paired(
+            ProxyNCALoss(num_classes=c, embedding_dim=d), losses.ProxyNCALoss(c, d), "proxies", False
+        ),
+        "normalized_softmax": paired(
+            NormalizedSoftmaxLoss(num_classes=c, embedding_dim=d),
+            losses.NormalizedSoftmaxLoss(c, d),
+            "W",
+            True,
+        ),
+        "arcface": paired(
+            ArcFaceLoss(num_classes=c, embedding_dim=d, margin=math.radians(28.6)),
+            losses.ArcFaceLoss(c, d, margin=28.6),
+            "W",
+            True,
+        ),
         "cosface": paired(CosFaceLoss(num_classes=c, embedding_dim=d), losses.CosFaceLoss(c, d), "W", True),
-        "soft_triple": paired(SoftTripleLoss(num_classes=c, embedding_dim=d), losses.SoftTripleLoss(c, d), "fc", True),
+        "soft_triple": paired(
+            SoftTripleLoss(num_classes=c, embedding_dim=d), losses.SoftTripleLoss(c, d), "fc", True
+        ),
         "supcon": (SupConLoss(), losses.SupConLoss()),
     }
 
@@ -109,11 +135,18 @@ def bench(fns: dict, x, y, device, repeats: int, warmup: int) -> dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["128x128", "128x512", "512x128", "512x512", "1024x128", "1024x512"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", default=["128x128", "128x512", "512x128", "512x512", "1024x128", "1024x512"]
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--losses", nargs="+", default=None, metavar="NAME",
+        "--losses",
+        nargs="+",
+        default=None,
+        metavar="NAME",
         help="only these rows (e.g. contrastive osm_caa); names as in the table, spaces as underscores",
     )
     parser.add_argument("--classes", type=int, default=100, help="classes of the proxy losses and SupCon")
@@ -144,19 +177,28 @@ def main() -> None:
             ):
                 continue
             t = bench({"ours": ours, "pml": pml}, x, y, device, args.repeats, args.warmup)
-            print(f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}", flush=True)
+            print(
+                f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}",
+                flush=True,
+            )
         y_classes = (torch.arange(b) % args.classes).to(device)
         for name, (ours, pml) in class_cases(args.classes, d, device).items():
             if args.losses is not None and name not in args.losses:
                 continue
             t = bench({"ours": ours, "pml": pml}, x, y_classes, device, args.repeats, args.warmup)
-            print(f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}", flush=True)
+            print(
+                f"{name:26s} {b:5d} {d:4d} {t['ours']:11.2f} {t['pml']:9.2f} {t['ours'] / t['pml']:6.2f}",
+                flush=True,
+            )
         if args.losses is not None and "osm_caa" not in args.losses:
             continue
         osm = OSMCAALoss(num_classes=b // 4, embedding_dim=d).to(device)
         t = bench({"osm": osm, "contrastive": ContrastiveLoss()}, x, y, device, args.repeats, args.warmup)
-        print(f"{'osm_caa / own contrastive':26s} {b:5d} {d:4d} {t['osm']:11.2f} {t['contrastive']:9.2f} "
-              f"{t['osm'] / t['contrastive']:6.2f}", flush=True)
+        print(
+            f"{'osm_caa / own contrastive':26s} {b:5d} {d:4d} {t['osm']:11.2f} {t['contrastive']:9.2f} "
+            f"{t['osm'] / t['contrastive']:6.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ for every loss: the epoch cap, early-stopping patience and batch). The table giv
 Recall@1/2/4/8 and MAP@R (in %), and the training minutes per run; the first row is the raw input (cosine k-NN
 on the frozen features or on the pixels). Output: a Markdown table on stdout and ``--out`` (JSON with every run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None)
     p.add_argument("--losses", nargs="+", default=list(dict.fromkeys(LOSSES)), choices=list(LOSSES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the goal is stated for 2 cores)")
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (the goal is stated for 2 cores)"
+    )
     p.add_argument("--out", default=None, help="JSON file (default build/benchmarks/train_<dataset>.json)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -43,16 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     for loss in args.losses:
         for seed in args.seeds:
             started = time.perf_counter()
-            result = train(TrainConfig(dataset=args.dataset, data_root=args.data_root, loss=loss, seed=seed,
-                                       progress=False))
+            result = train(
+                TrainConfig(
+                    dataset=args.dataset, data_root=args.data_root, loss=loss, seed=seed, progress=False
+                )
+            )
             m = dict(result.metrics, wall_seconds=time.perf_counter() - started)
             runs.setdefault(loss, []).append(m)
-            print(f"{loss:>16} seed {seed}: recall@1 {100 * m['recall@1']:.1f}  epochs {m['epochs']}  "
-                  f"train {m['seconds']:.1f}s  wall {m['wall_seconds']:.1f}s", file=sys.stderr, flush=True)
+            print(
+                f"{loss:>16} seed {seed}: recall@1 {100 * m['recall@1']:.1f}  epochs {m['epochs']}  "
+                f"train {m['seconds']:.1f}s  wall {m['wall_seconds']:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     raw = report.raw_baseline(args.dataset, args.data_root)
-    title = (f"dataset {args.dataset}, test classes, {len(args.seeds)} seeds, {args.threads} threads "
-             f"(torch {torch.__version__}, {os.cpu_count()} CPUs)")
+    title = (
+        f"dataset {args.dataset}, test classes, {len(args.seeds)} seeds, {args.threads} threads "
+        f"(torch {torch.__version__}, {os.cpu_count()} CPUs)"
+    )
     table = report.results_table(runs, raw=raw, title=title)
     print(table)
     out.write_text(json.dumps({"raw": raw, "runs": runs, "table": table}, indent=2) + "\n")

@@ -4,6 +4,7 @@ The library: :mod:`dmlbook.distances` (pairwise geometry and label masks), :mod:
 how much: hard, semi-hard, multi-similarity and soft OSM weights), :mod:`dmlbook.attention` (class-aware attention
 and the mixed channel/spatial CNN block), :mod:`dmlbook.losses` (one short ``nn.Module`` per loss).
 """
+
 from __future__ import annotations
 
 import os

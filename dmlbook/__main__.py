@@ -3,6 +3,7 @@
 Each sub-command lives in the module that owns it and exposes ``main(argv) -> int``; this file only dispatches,
 so that ``python -m dmlbook data list`` never imports the training stack.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -4,6 +4,7 @@ Each check raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`
 with a message that names the argument and says what was expected, so that bad input never turns into a
 silent wrong number or an error from deep inside torch. Nothing here imports the rest of dmlbook.
 """
+
 from __future__ import annotations
 
 import math
@@ -135,9 +136,13 @@ def check_fraction(value: Any, name: str) -> float:
 def check_embeddings(embeddings: Any, name: str = "embeddings", *, min_samples: int = 2) -> Tensor:
     """A finite floating-point (N, D) tensor with N >= ``min_samples`` and D >= 1."""
     if not isinstance(embeddings, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, dim); got {type(embeddings).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (batch, dim); got {type(embeddings).__name__}"
+        )
     if not embeddings.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64); got {embeddings.dtype}")
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float32 or float64); got {embeddings.dtype}"
+        )
     if embeddings.dim() != 2:
         raise ValueError(f"{name} must be 2-D (batch, dim); got shape {tuple(embeddings.shape)}")
     n, d = embeddings.shape
@@ -155,8 +160,10 @@ def check_embeddings(embeddings: Any, name: str = "embeddings", *, min_samples: 
 def check_labels(labels: Any, n: int, name: str = "labels", *, device: torch.device | None = None) -> Tensor:
     """A 1-D integer tensor of length ``n`` (lists and numpy arrays are converted)."""
     if not isinstance(labels, Tensor):
-        if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, Iterable)) and not hasattr(
-            labels, "__array__"
+        if (
+            isinstance(labels, (str, bytes))
+            or not isinstance(labels, (Sequence, Iterable))
+            and not hasattr(labels, "__array__")
         ):
             raise TypeError(f"{name} must be a 1-D integer tensor; got {type(labels).__name__}")
         try:
@@ -184,11 +191,15 @@ def check_embeddings_labels(embeddings: Any, labels: Any) -> tuple[Tensor, Tenso
 def check_logits(logits: Any, n: int, name: str = "logits", *, num_classes: int | None = None) -> Tensor:
     """A finite floating-point (n, C) tensor of class scores."""
     if not isinstance(logits, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, num_classes); got {type(logits).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (batch, num_classes); got {type(logits).__name__}"
+        )
     if not logits.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor; got {logits.dtype}")
     if logits.dim() != 2 or logits.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n}, num_classes) to match the batch; got {tuple(logits.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({n}, num_classes) to match the batch; got {tuple(logits.shape)}"
+        )
     if num_classes is not None and logits.shape[1] != num_classes:
         raise ValueError(f"{name} must have {num_classes} columns (num_classes); got {logits.shape[1]}")
     if not bool(torch.isfinite(logits).all()):
@@ -200,4 +211,6 @@ def check_class_range(labels: Tensor, num_classes: int, name: str = "labels") ->
     """Labels must index ``num_classes`` classes (0 .. num_classes-1)."""
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_classes:
-        raise ValueError(f"{name} must lie in [0, {num_classes - 1}] for {num_classes} classes; got range [{lo}, {hi}]")
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes - 1}] for {num_classes} classes; got range [{lo}, {hi}]"
+        )

@@ -10,6 +10,7 @@ The distance and similarity matrices are custom autograd functions: the backward
 (``(G + Gᵀ) X``) instead of the two that autograd records for ``X Xᵀ``, which is most of the cost of a
 metric-learning loss on a CPU. Coincident points (``d = 0``, e.g. the diagonal) get a zero gradient.
 """
+
 from __future__ import annotations
 
 import torch
@@ -183,7 +184,9 @@ def normalized_pairwise_distances(
     return x_hat, d
 
 
-def cosine_similarity_matrix(embeddings: Tensor, *, normalize: bool = True, symmetric_grad: bool = False) -> Tensor:
+def cosine_similarity_matrix(
+    embeddings: Tensor, *, normalize: bool = True, symmetric_grad: bool = False
+) -> Tensor:
     """Similarity matrix ``s_ij = x̂_i · x̂_j``, (B, D) → (B, B); ``symmetric_grad`` as in :func:`pairwise_distances`."""
     return _SelfGram.apply(embeddings, normalize, symmetric_grad)  # (B, B)
 

@@ -11,6 +11,7 @@ shard's gradient by W makes DDP's mean equal to the sum. Parameters of the loss 
 of :class:`~dmlbook.losses.OSMCAALoss`) see the whole global batch on every process already, so they must not
 be averaged again: keep them outside the DDP module (``train`` does).
 """
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,7 @@ class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         start = ctx.rank * ctx.rows
-        return grad[start:start + ctx.rows] * ctx.world  # (B, D)
+        return grad[start : start + ctx.rows] * ctx.world  # (B, D)
 
 
 def gather_embeddings(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,6 +8,7 @@ these, and every loss reports what its mining did as a :class:`PairWeights` (``l
 Nothing here materialises a B×B×B tensor: triplet statistics are counted per pair with a sort and a binary search
 (``O(B² log B)``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -130,7 +131,9 @@ def triplet_counts(
     # per (a, n) = dist[a, n]: positives p with an active hinge — the complement of a prefix of pos_sorted[a]
     guess = torch.searchsorted(pos_sorted, dist - margin, side="right")  # (B, B)
     per_neg = n_pos - _correct_prefix(pos_sorted, guess, lambda d_ap: ~_hinge_active(d_ap, dist, margin))
-    if semi_hard:  # drop the active triplets with d_an <= d_ap (both are prefixes/suffixes, so use the shorter)
+    if (
+        semi_hard
+    ):  # drop the active triplets with d_an <= d_ap (both are prefixes/suffixes, so use the shorter)
         per_pos = per_pos - torch.minimum(per_pos, torch.searchsorted(neg_sorted, dist, side="right"))
         per_neg = per_neg - torch.minimum(per_neg, n_pos - torch.searchsorted(pos_sorted, dist, side="left"))
 
@@ -141,7 +144,9 @@ def triplet_counts(
 
 
 @torch.no_grad()
-def multi_similarity_mask(sim: Tensor, positive: Tensor, negative: Tensor, epsilon: float) -> tuple[Tensor, Tensor]:
+def multi_similarity_mask(
+    sim: Tensor, positive: Tensor, negative: Tensor, epsilon: float
+) -> tuple[Tensor, Tensor]:
     """Multi-similarity pair mining (Wang et al., CVPR 2019), as PML's ``MultiSimilarityMiner``.
 
     Keep a positive ``(i, p)`` if ``s_ip − ε < max_n s_in`` and a negative ``(i, n)`` if ``s_in + ε > min_p s_ip``;

@@ -12,6 +12,7 @@ then uses, for every anchor ``x_i`` and every other class with pair ``(x_k, x_l)
 ``{x_k, x_l, x'_k, x'_l}`` as that class's negative in the loss (:class:`SymmetricalSynthesis`, :func:`mine_symmetric`).
 No extra network and no extra hyper-parameter.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ def symmetric_point(p: Tensor, axis: Tensor, ratio: float = 2.0, norm_ratio: flo
     p = check_embeddings(p, "p", min_samples=1)
     axis = check_embeddings(axis, "axis", min_samples=1)
     if p.shape != axis.shape:
-        raise ValueError(f"p and axis must have the same shape (N, D); got {tuple(p.shape)} and {tuple(axis.shape)}")
+        raise ValueError(
+            f"p and axis must have the same shape (N, D); got {tuple(p.shape)} and {tuple(axis.shape)}"
+        )
     if p.dtype != axis.dtype:
         raise TypeError(f"p and axis must have the same dtype; got {p.dtype} and {axis.dtype}")
     if p.device != axis.device:
@@ -121,7 +124,9 @@ def symmetric_batch(labels: Tensor) -> SymmetricBatch:
     Raises:
         ValueError: a class appears once or more than twice.
     """
-    classes, class_index, counts = torch.unique(labels, return_inverse=True, return_counts=True)  # (C,), (B,), (C,)
+    classes, class_index, counts = torch.unique(
+        labels, return_inverse=True, return_counts=True
+    )  # (C,), (B,), (C,)
     bad = (counts != 2).nonzero().squeeze(1)
     if bad.numel():
         c = int(bad[0])
@@ -259,11 +264,15 @@ def mine_symmetric(
     embeddings = embeddings.detach()
     pairing = symmetric_batch(labels)
     _check_nonzero(embeddings)
-    pool = torch.cat([embeddings, _reflect(embeddings, embeddings[pairing.partner], ratio, norm_ratio)])  # (2B, D)
+    pool = torch.cat(
+        [embeddings, _reflect(embeddings, embeddings[pairing.partner], ratio, norm_ratio)]
+    )  # (2B, D)
     return _mine(pool, labels, pairing, hardness)
 
 
-def official_npairs_logits(anchor: Tensor, positive: Tensor, ratio: float = 2.0, norm_ratio: float = 1.0) -> Tensor:
+def official_npairs_logits(
+    anchor: Tensor, positive: Tensor, ratio: float = 2.0, norm_ratio: float = 1.0
+) -> Tensor:
     """The released code's Symm + N-pair logits (``symm_npair_loss``): the element-wise maximum of the six
     similarity matrices ``X̂ Ŷᵀ`` over the combinations ``(X, Y)`` of ``[A, P, S1, S2]`` — ``(A,P), (A,S1),
     (A,S2), (P,S1), (P,S2), (S1,S2)``, rows from X — with ``S1`` the mirror image of P about A and ``S2`` that of A
@@ -423,7 +432,9 @@ class SymmetricalSynthesis(nn.Module):
             else:
                 mining = _mine(pool, labels, pairing, self.hardness)
                 matrix = self._matrix(pool).detach().requires_grad_(True)  # (2B, 2B)
-                result = self.loss.compute(self._pool_pairs(pool, matrix, mining), details=True, **self._extra())
+                result = self.loss.compute(
+                    self._pool_pairs(pool, matrix, mining), details=True, **self._extra()
+                )
                 loss, weights = result.loss, result.weights
             grad = torch.autograd.grad(loss, matrix, allow_unused=True)[0] if loss.requires_grad else None
         grad = torch.zeros_like(matrix) if grad is None else grad.abs()

@@ -11,6 +11,7 @@ https://github.com/brendenlake/omniglot (folder ``python/``), or their extracted
 recorded in ``dmlbook/data/embedded/SHA256SUMS`` is reproduced exactly. When it is not, the script says whether
 the decoded images and labels still agree (then only the deflate output differs, e.g. another zlib build).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,24 @@ def _same_content(built: bytes) -> bool:
     """Whether ``built`` decodes to the same images, labels and metadata as the shipped file."""
     new = omniglot.read_embedded(built).dataset
     old = omniglot.read_embedded().dataset
-    return (bool((new.data == old.data).all()) and np.array_equal(new.labels, old.labels)
-            and np.array_equal(new.class_ids, old.class_ids) and new.class_names == old.class_names
-            and all(np.array_equal(new.meta[k], old.meta[k]) for k in old.meta))
+    return (
+        bool((new.data == old.data).all())
+        and np.array_equal(new.labels, old.labels)
+        and np.array_equal(new.class_ids, old.class_ids)
+        and new.class_names == old.class_names
+        and all(np.array_equal(new.meta[k], old.meta[k]) for k in old.meta)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="folder with the official zips (default: $DMLBOOK_DATA/omniglot)")
     parser.add_argument("--out", help="also write the built file here")
-    parser.add_argument("--record", action="store_true",
-                        help="replace the shipped file and its SHA256SUMS line with the build")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="replace the shipped file and its SHA256SUMS line with the build",
+    )
     args = parser.parse_args(argv)
     root = find_root("omniglot", args.root)
     start = time.perf_counter()
@@ -60,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"OK: matches the recorded SHA-256 ({folder / 'SHA256SUMS'})")
         return 0
     same = _same_content(built)
-    print(f"MISMATCH: the recorded SHA-256 is {expected}; the decoded images and labels "
-          + ("are identical, so only the compressed bytes differ (another zlib build?)" if same else "DIFFER"),
-          file=sys.stderr)
+    print(
+        f"MISMATCH: the recorded SHA-256 is {expected}; the decoded images and labels "
+        + ("are identical, so only the compressed bytes differ (another zlib build?)" if same else "DIFFER"),
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -242,14 +242,20 @@ def test_no_chapters_with_a_selection_is_an_error(capsys, tmp_path, monkeypatch,
 
 def test_misspelt_common_name_stops_the_book(capsys, tmp_path):
     ps = book.load_param_set("common_typo", FIXTURES, [p.stem for p in book.find_notebooks(FIXTURES)])
-    with pytest.raises(book.BookConfigError, match=r"common: unknown parameter 'nn': no notebook declares it "
-                                                   r"\(did you mean 'n'\?\); declared parameters: label, n, scale"):
+    with pytest.raises(
+        book.BookConfigError,
+        match=r"common: unknown parameter 'nn': no notebook declares it "
+        r"\(did you mean 'n'\?\); declared parameters: label, n, scale",
+    ):
         book.check_common(ps, book.find_notebooks(FIXTURES))
     code, _, err = run_book(capsys, "--params", "common_typo", "--out", str(tmp_path))
     assert code == 2 and "unknown parameter 'nn'" in err
     assert not any(tmp_path.iterdir())  # refused before any notebook ran
     # a name that some notebook declares is fine, even when the selected one does not declare it
-    book.check_common(book.ParamSet("x", None, common={"n": 1}), [FIXTURES / "02_fails.ipynb", FIXTURES / "01_metrics.ipynb"])
+    book.check_common(
+        book.ParamSet("x", None, common={"n": 1}),
+        [FIXTURES / "02_fails.ipynb", FIXTURES / "01_metrics.ipynb"],
+    )
     with pytest.raises(book.BookConfigError, match="'out_dir' is set by the runner"):
         book.check_common(book.ParamSet("x", None, common={"out_dir": "/tmp"}), book.find_notebooks(FIXTURES))
 
@@ -295,7 +301,9 @@ def test_book_runs_notebook_into_its_folder(capsys, tmp_path, no_data):
 @pytest.mark.notebook
 def test_console_shows_a_progress_line_and_a_result_per_chapter(capfd, tmp_path, no_data):
     # the kernels talk over IPC: ipykernel's "running over TCP without encryption" warning must not appear
-    code = book.main(["--notebooks-dir", str(FIXTURES), "--params", "ci", "--only", "01", "02", "--out", str(tmp_path)])
+    code = book.main(
+        ["--notebooks-dir", str(FIXTURES), "--params", "ci", "--only", "01", "02", "--out", str(tmp_path)]
+    )
     out, err = capfd.readouterr()  # file descriptors: the kernel processes write to them directly
     assert code == 1, out + err
     assert "Kernel is running over TCP without encryption" not in out + err

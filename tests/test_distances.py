@@ -2,8 +2,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmlbook.distances import as_float, cosine_similarity_matrix, label_masks, normalized_pairwise_distances
-from dmlbook.distances import pairwise_distances, same_label
+from dmlbook.distances import (
+    as_float,
+    cosine_similarity_matrix,
+    label_masks,
+    normalized_pairwise_distances,
+    pairwise_distances,
+    same_label,
+)
 
 
 def _loop_distances(x):
@@ -21,7 +27,9 @@ def test_distances_match_definition(device, dtype):
     assert torch.allclose(pairwise_distances(x, normalize=False), torch.cdist(x, x), atol=10 * tol)
 
 
-@pytest.mark.parametrize("fn", [pairwise_distances, cosine_similarity_matrix, lambda x: pairwise_distances(x, squared=True)])
+@pytest.mark.parametrize(
+    "fn", [pairwise_distances, cosine_similarity_matrix, lambda x: pairwise_distances(x, squared=True)]
+)
 def test_gradcheck(fn):
     x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     off_diagonal = 1 - torch.eye(6, dtype=torch.float64)  # d is not differentiable at d = 0
@@ -64,7 +72,9 @@ def test_symmetric_fast_path_matches_general_backward(kind, normalize):
         if kind == "similarity":
             m = cosine_similarity_matrix(xx, normalize=normalize, symmetric_grad=symmetric)
         else:
-            m = pairwise_distances(xx, normalize=normalize, squared=kind == "squared", symmetric_grad=symmetric)
+            m = pairwise_distances(
+                xx, normalize=normalize, squared=kind == "squared", symmetric_grad=symmetric
+            )
         (m * w).sum().backward()
         return xx.grad
 
@@ -138,10 +148,14 @@ def test_large_batches_use_the_mirrored_product(shape):
     assert torch.allclose(g, u @ u.T, rtol=0, atol=1e-13)
     d = pairwise_distances(x)
     assert torch.allclose(d, torch.cdist(u, u), atol=1e-7)  # cdist's own rounding near d = 0
-    assert torch.allclose(pairwise_distances(x, squared=True), ((u[:, None] - u[None]) ** 2).sum(-1), atol=1e-13)
+    assert torch.allclose(
+        pairwise_distances(x, squared=True), ((u[:, None] - u[None]) ** 2).sum(-1), atol=1e-13
+    )
     w = torch.randn(shape[0], shape[0], dtype=torch.float64)
     xx = x.clone().requires_grad_(True)
     (g1,) = torch.autograd.grad((pairwise_distances(xx) * w).sum(), xx)
     uu = F.normalize(xx, dim=1)
-    (g2,) = torch.autograd.grad((((uu[:, None] - uu[None]) ** 2).sum(-1).clamp(min=1e-30).sqrt() * w).sum(), xx)
+    (g2,) = torch.autograd.grad(
+        (((uu[:, None] - uu[None]) ** 2).sum(-1).clamp(min=1e-30).sqrt() * w).sum(), xx
+    )
     assert torch.allclose(g1, g2, rtol=1e-9, atol=1e-12)

@@ -1,5 +1,6 @@
 """torchrun / DistributedDataParallel on CPU with gloo: two processes see the global batch and get the same loss
 and gradients as one process on that batch."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ def _problem():
     y = torch.arange(WORLD * PER_RANK) % CLASSES  # (16,)
     torch.manual_seed(1)
     model = nn.Linear(IN_DIM, EMB_DIM).double()
-    losses = [OSMCAALoss(num_classes=CLASSES, embedding_dim=EMB_DIM).double(),
-              TripletMarginLoss(margin=0.2, mining="all")]
+    losses = [
+        OSMCAALoss(num_classes=CLASSES, embedding_dim=EMB_DIM).double(),
+        TripletMarginLoss(margin=0.2, mining="all"),
+    ]
     return x, y, model, losses
 
 
@@ -45,8 +48,13 @@ def _single_process():
         x, y, model, losses = _problem()
         loss = losses[i](model(x), y)
         loss.backward()
-        out.append((loss.item(), [p.grad.clone() for p in model.parameters()],
-                    [p.grad.clone() for p in losses[i].parameters()]))
+        out.append(
+            (
+                loss.item(),
+                [p.grad.clone() for p in model.parameters()],
+                [p.grad.clone() for p in losses[i].parameters()],
+            )
+        )
     return out
 
 
@@ -62,8 +70,13 @@ def _worker(rank: int, port: int, queue) -> None:
             emb, labels = gather_embeddings(ddp(x[part]), y[part])  # (16, D), (16,)
             loss = losses[i](emb, labels)
             loss.backward()
-            out.append((loss.item(), [p.grad.numpy().copy() for p in model.parameters()],
-                        [p.grad.numpy().copy() for p in losses[i].parameters()]))
+            out.append(
+                (
+                    loss.item(),
+                    [p.grad.numpy().copy() for p in model.parameters()],
+                    [p.grad.numpy().copy() for p in losses[i].parameters()],
+                )
+            )
         queue.put((rank, out))  # numpy, not tensors: torch would share memory with a process about to exit
     finally:
         dist.destroy_process_group()
@@ -85,10 +98,14 @@ def test_two_gloo_processes_equal_one_process_on_the_global_batch():
         assert p.exitcode == 0
     reference = _single_process()
     for rank in range(WORLD):
-        for (loss, model_grads, loss_grads), (ref_loss, ref_model, ref_loss_grads) in zip(results[rank], reference):
+        for (loss, model_grads, loss_grads), (ref_loss, ref_model, ref_loss_grads) in zip(
+            results[rank], reference
+        ):
             assert loss == pytest.approx(ref_loss, rel=1e-12)
             for g, r in zip(model_grads, ref_model):
-                torch.testing.assert_close(torch.from_numpy(g), r, rtol=1e-10, atol=1e-12)  # DDP mean of W·∂L/∂e_r = the sum
+                torch.testing.assert_close(
+                    torch.from_numpy(g), r, rtol=1e-10, atol=1e-12
+                )  # DDP mean of W·∂L/∂e_r = the sum
             for g, r in zip(loss_grads, ref_loss_grads):  # the CAA classifier sees the global batch itself
                 torch.testing.assert_close(torch.from_numpy(g), r, rtol=1e-10, atol=1e-12)
 
@@ -104,18 +121,61 @@ def test_torchrun_command_line_trains_on_the_global_batch(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun is not on PATH")
-    args = ["-m", "dmlbook", "train", "--dataset", "synthetic", "--loss", "contrastive", "--epochs", "2",
-            "--batches-per-epoch", "1", "--batch-p", "4", "--batch-k", "4", "--no-progress",
-            "--data-arg", "n_classes=12", "--data-arg", "dim=6", "--val-fraction", "0",
-            # one step per epoch, SGD: the second record is the loss after one update. Further float32 steps
-            # drift apart chaotically (the all-reduce sums in another order, and a pair that crosses a hinge
-            # changes the average's count), so exactness is proven in float64 above, not here.
-            "--optimizer", "sgd", "--lr", "0.05"]
+    args = [
+        "-m",
+        "dmlbook",
+        "train",
+        "--dataset",
+        "synthetic",
+        "--loss",
+        "contrastive",
+        "--epochs",
+        "2",
+        "--batches-per-epoch",
+        "1",
+        "--batch-p",
+        "4",
+        "--batch-k",
+        "4",
+        "--no-progress",
+        "--data-arg",
+        "n_classes=12",
+        "--data-arg",
+        "dim=6",
+        "--val-fraction",
+        "0",
+        # one step per epoch, SGD: the second record is the loss after one update. Further float32 steps
+        # drift apart chaotically (the all-reduce sums in another order, and a pair that crosses a hinge
+        # changes the average's count), so exactness is proven in float64 above, not here.
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), *args, "--out",
-                    str(tmp_path / "ddp")], check=True, env=env, capture_output=True, timeout=300)
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, env=env,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    subprocess.run(
+        [sys.executable, *args, "--out", str(tmp_path / "one")],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert ddp["world_size"] == 2 and one["world_size"] == 1

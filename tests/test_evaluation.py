@@ -260,7 +260,11 @@ def test_group_preselection_equals_the_full_sort_bit_for_bit(monkeypatch, near_d
     strips = 2100 * 2528 * 4  # leave-one-out in 2 strips of 2,080 and 448 rows, grouped in both directions
 
     def run():
-        return [knn(q, g, 15), knn(g, g, 15, exclude_self=True), knn(g, g, 15, exclude_self=True, chunk_bytes=strips)]
+        return [
+            knn(q, g, 15),
+            knn(g, g, 15, exclude_self=True),
+            knn(g, g, 15, exclude_self=True, chunk_bytes=strips),
+        ]
 
     fast = run()
     assert neighbours._group_size(len(g), 15) > 0 and neighbours._group_size(2100, 15) > 0

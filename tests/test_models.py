@@ -348,13 +348,31 @@ def test_backbone_assembly_with_stand_in_torchvision(monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize(
     "name,kwargs,match",
     [
-        ("small_cnn", {"pretrained": True}, (r"model 'small_cnn' does not take 'pretrained'; it accepts: "
-                                             r"attention, attention_reduction, attention_stages, embedding_dim, "
-                                             r"image_size, normalize, num_stages, width$")),
-        ("mlp", {"in_dim": 4, "foo": 1, "bar": 2}, (r"model 'mlp' does not take 'bar', 'foo'; it accepts: "
-                                                    r"batchnorm, dropout, embedding_dim, hidden_dims, normalize$")),
-        ("resnet50", {"foo": 1}, (r"model 'resnet50' does not take 'foo'; it accepts: attention_reduction, "
-                                  r"attention_stages, embedding_dim, normalize, pretrained$")),
+        (
+            "small_cnn",
+            {"pretrained": True},
+            (
+                r"model 'small_cnn' does not take 'pretrained'; it accepts: "
+                r"attention, attention_reduction, attention_stages, embedding_dim, "
+                r"image_size, normalize, num_stages, width$"
+            ),
+        ),
+        (
+            "mlp",
+            {"in_dim": 4, "foo": 1, "bar": 2},
+            (
+                r"model 'mlp' does not take 'bar', 'foo'; it accepts: "
+                r"batchnorm, dropout, embedding_dim, hidden_dims, normalize$"
+            ),
+        ),
+        (
+            "resnet50",
+            {"foo": 1},
+            (
+                r"model 'resnet50' does not take 'foo'; it accepts: attention_reduction, "
+                r"attention_stages, embedding_dim, normalize, pretrained$"
+            ),
+        ),
     ],
 )
 def test_an_argument_a_model_does_not_take_lists_those_it_does(name: str, kwargs: dict, match: str) -> None:

@@ -372,7 +372,9 @@ def test_frozen_stages(fmt: str) -> None:
         assert all(p.requires_grad == (i >= boundary) for p in block.parameters()), i
     assert all(p.requires_grad for p in net.attention.parameters())  # attention is never frozen
     net.train()
-    assert all(not m.training for b in list(net.trunk)[:boundary] for m in b.modules())  # frozen BN keeps its stats
+    assert all(
+        not m.training for b in list(net.trunk)[:boundary] for m in b.modules()
+    )  # frozen BN keeps its stats
     assert all(m.training for b in list(net.trunk)[boundary:] for m in b.modules())
     x = torch.randn(2, 3, 48, 48)
     net(x).square().sum().backward()

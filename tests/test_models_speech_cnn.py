@@ -1,4 +1,5 @@
 """SpeechCNN: shapes, the registry, the input normalisation's invariances, the waveform front end, bad input."""
+
 from __future__ import annotations
 
 import pytest

@@ -71,11 +71,17 @@ def parameter_problems(nb, path: Path) -> list[str]:
     if "out_dir" not in declared:
         problems.append("no `out_dir: str = ...` parameter")
     # papermill skips a line it cannot parse (with only a log message): every assignment must be one it read
-    assigned = [ast.unparse(t) for node in ast.parse(nb.cells[index].source).body
-                if isinstance(node, (ast.Assign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
-    problems += [f"papermill cannot parse the line of parameter {n!r} (a comment it misreads?)"
-                 for n in assigned if n not in declared]
+    assigned = [
+        ast.unparse(t)
+        for node in ast.parse(nb.cells[index].source).body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+    ]
+    problems += [
+        f"papermill cannot parse the line of parameter {n!r} (a comment it misreads?)"
+        for n in assigned
+        if n not in declared
+    ]
     following = [c for c in nb.cells[index + 1 :] if c.cell_type == "code"][:1]
     if not following or GUARD_CALL not in following[0].source:
         problems.append(f"the code cell after the parameters cell must call {GUARD_CALL}")
@@ -125,7 +131,10 @@ def test_checks_fail_on_a_dirty_notebook(tmp_path):
     # a comment papermill misreads drops the parameter silently
     nb.cells[0].source = 'steps: int = 4  # points on the curve (= epochs)\nout_dir: str = "x"'
     nbformat.write(nb, path)
-    assert "papermill cannot parse the line of parameter 'steps' (a comment it misreads?)" in parameter_problems(nb, path)
+    assert (
+        "papermill cannot parse the line of parameter 'steps' (a comment it misreads?)"
+        in parameter_problems(nb, path)
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nbstripout") is None, reason="nbstripout is not installed")

@@ -1,4 +1,5 @@
 """Symmetrical synthesis (Gu & Ko, AAAI 2020): mirror images, hard negative mining over them, the loss plug-in."""
+
 import math
 
 import dml_reference as ref
@@ -42,8 +43,12 @@ def test_symmetric_point_matches_the_released_code(ratio, norm_ratio):
 @pytest.mark.parametrize("ratio, norm_ratio", [(2.0, 1.0), (1.5, 0.5), (2.5, 1.5)])
 def test_symmetric_point_general_formula(ratio, norm_ratio):
     p, axis = _rows(seed=2)
-    proj = ((p * axis).sum(1, keepdim=True) / (axis * axis).sum(1, keepdim=True)) * axis  # (xᵀx_l/||x_l||²) x_l
-    assert torch.allclose(symmetric_point(p, axis, ratio, norm_ratio), norm_ratio * (ratio * proj - p), atol=1e-12)
+    proj = (
+        (p * axis).sum(1, keepdim=True) / (axis * axis).sum(1, keepdim=True)
+    ) * axis  # (xᵀx_l/||x_l||²) x_l
+    assert torch.allclose(
+        symmetric_point(p, axis, ratio, norm_ratio), norm_ratio * (ratio * proj - p), atol=1e-12
+    )
 
 
 def test_defaults_keep_the_norm_and_the_similarity_to_the_axis():
@@ -57,15 +62,21 @@ def test_defaults_keep_the_norm_and_the_similarity_to_the_axis():
 
 def test_other_settings_change_norm_and_direction_as_documented():
     p, axis = _rows(n=20, d=6, seed=4)
-    assert torch.allclose(symmetric_point(p, axis, norm_ratio=0.5).norm(dim=1), 0.5 * p.norm(dim=1), rtol=1e-12)
-    perpendicular = symmetric_point(p, axis, ratio=1.0)  # proj − p: minus the component orthogonal to the axis
+    assert torch.allclose(
+        symmetric_point(p, axis, norm_ratio=0.5).norm(dim=1), 0.5 * p.norm(dim=1), rtol=1e-12
+    )
+    perpendicular = symmetric_point(
+        p, axis, ratio=1.0
+    )  # proj − p: minus the component orthogonal to the axis
     assert torch.allclose((perpendicular * axis).sum(1), torch.zeros(20, dtype=p.dtype), atol=1e-12)
 
 
 def test_reflection_in_two_dimensions_and_axis_scale_invariance():
     p = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
     axis = torch.tensor([[1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
-    assert torch.allclose(symmetric_point(p, axis), torch.tensor([[0.0, 1.0], [0.0, -2.0]], dtype=torch.float64))
+    assert torch.allclose(
+        symmetric_point(p, axis), torch.tensor([[0.0, 1.0], [0.0, -2.0]], dtype=torch.float64)
+    )
     assert torch.allclose(symmetric_point(p, -3.0 * axis), symmetric_point(p, axis), atol=1e-15)
 
 
@@ -84,12 +95,24 @@ def test_symmetric_point_gradcheck():
         (torch.randn(4, 3), torch.randn(4, 3, dtype=torch.float64), {}, TypeError, "same dtype"),
         (torch.randn(4, 3), torch.zeros(4, 3), {}, ValueError, "axis has 4 zero rows"),
         (torch.full((4, 3), float("nan")), torch.randn(4, 3), {}, ValueError, "p contains NaN"),
-        (torch.randn(4, 3), torch.full((4, 3), float("inf")), {}, ValueError, "axis contains NaN or infinite"),
+        (
+            torch.randn(4, 3),
+            torch.full((4, 3), float("inf")),
+            {},
+            ValueError,
+            "axis contains NaN or infinite",
+        ),
         ([[1.0, 2.0]], torch.randn(1, 2), {}, TypeError, "p must be a torch.Tensor"),
         (torch.randn(4, 3), torch.randint(0, 3, (4, 3)), {}, TypeError, "axis must be a floating-point"),
         (torch.randn(4, 3), torch.randn(4, 3), {"ratio": "2"}, TypeError, "ratio must be a number"),
         (torch.randn(4, 3), torch.randn(4, 3), {"ratio": float("nan")}, ValueError, "ratio must be finite"),
-        (torch.randn(4, 3), torch.randn(4, 3), {"norm_ratio": 0.0}, ValueError, "norm_ratio must be a finite"),
+        (
+            torch.randn(4, 3),
+            torch.randn(4, 3),
+            {"norm_ratio": 0.0},
+            ValueError,
+            "norm_ratio must be a finite",
+        ),
     ],
 )
 def test_symmetric_point_bad_input(p, axis, kw, error, match):
@@ -346,7 +369,11 @@ def test_float32_agrees_with_float64(device):
         ),
         (lambda: SymmetricalSynthesis(NPairsLoss(), variant="tf"), ValueError, "variant must be one of"),
         (lambda: SymmetricalSynthesis(NPairsLoss(), ratio=None), TypeError, "ratio must be a number"),
-        (lambda: SymmetricalSynthesis(NPairsLoss(), norm_ratio=-1.0), ValueError, "norm_ratio must be a finite"),
+        (
+            lambda: SymmetricalSynthesis(NPairsLoss(), norm_ratio=-1.0),
+            ValueError,
+            "norm_ratio must be a finite",
+        ),
     ],
 )
 def test_plug_in_bad_construction(make, error, match):

@@ -11,6 +11,7 @@ outliers and mislabelled samples score low, so pairs that involve them count les
 
 Pair attention is ``A_ij = min(a_i, a_j)``: a pair is only as trustworthy as its less trustworthy member.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,7 +36,9 @@ def class_aware_attention(
     """
     check_choice(kind, ATTENTION_KINDS, "attention")
     if kind == "none":
-        return torch.ones(labels.shape[0], device=labels.device, dtype=logits.dtype if logits is not None else None)
+        return torch.ones(
+            labels.shape[0], device=labels.device, dtype=logits.dtype if logits is not None else None
+        )
     if logits is None:
         raise ValueError(f"attention={kind!r} needs class logits: pass logits= or give the loss a classifier")
     check_logits(logits, labels.shape[0])
@@ -71,7 +74,9 @@ class ClassAwareAttention(nn.Module):
         sigma: width of the ``"gaussian"`` form.
     """
 
-    def __init__(self, embedding_dim: int, num_classes: int, *, kind: str = "prob", sigma: float = 0.68) -> None:
+    def __init__(
+        self, embedding_dim: int, num_classes: int, *, kind: str = "prob", sigma: float = 0.68
+    ) -> None:
         super().__init__()
         embedding_dim = check_int(embedding_dim, "embedding_dim", 1)
         num_classes = check_int(num_classes, "num_classes", 2)

@@ -21,6 +21,7 @@ lesions: the experts' lesion segmentation of PH2):
 :func:`uniform_maps` and :func:`centre_maps` give the reference maps (a centred Gaussian: dermoscopy images are
 usually taken with the lesion in the middle, so a map that only "looks at the centre" is the harder baseline).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -99,13 +100,19 @@ def spatial_attention_maps(
     try:
         for start in range(0, x.shape[0], batch_size):
             with record_attention(model, kind="spatial") as recorded:
-                model(x[start:start + batch_size])
+                model(x[start : start + batch_size])
             if not isinstance(block, str) and not -len(recorded) <= block < len(recorded):
-                raise ValueError(f"block must be in [{-len(recorded)}, {len(recorded) - 1}]: the model has "
-                                 f"{len(recorded)} spatial attention maps; got {block}")
-            resized = [F.interpolate(m.float(), size=out_size, mode="bilinear", align_corners=False)[:, 0]
-                       for m in recorded]  # each (b, H_out, W_out)
-            chunks.append(torch.stack(resized).mean(0) if block == "mean" else resized[block])  # (b, H_out, W_out)
+                raise ValueError(
+                    f"block must be in [{-len(recorded)}, {len(recorded) - 1}]: the model has "
+                    f"{len(recorded)} spatial attention maps; got {block}"
+                )
+            resized = [
+                F.interpolate(m.float(), size=out_size, mode="bilinear", align_corners=False)[:, 0]
+                for m in recorded
+            ]  # each (b, H_out, W_out)
+            chunks.append(
+                torch.stack(resized).mean(0) if block == "mean" else resized[block]
+            )  # (b, H_out, W_out)
     finally:
         model.train(was_training)
     return normalize_maps(torch.cat(chunks), normalize)  # (N, H_out, W_out)
@@ -129,20 +136,26 @@ def _check_maps(maps: object, name: str) -> Tensor:
     if not bool(torch.isfinite(maps).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     if bool((maps < 0).any()):
-        raise ValueError(f"{name} must be non-negative (attention weights); the smallest value is {float(maps.min())}")
+        raise ValueError(
+            f"{name} must be non-negative (attention weights); the smallest value is {float(maps.min())}"
+        )
     return maps
 
 
 def _check_masks(masks: object, maps: Tensor) -> Tensor:
     if not isinstance(masks, Tensor):
-        raise TypeError(f"masks must be a boolean tensor of shape {tuple(maps.shape)}; got {type(masks).__name__}")
+        raise TypeError(
+            f"masks must be a boolean tensor of shape {tuple(maps.shape)}; got {type(masks).__name__}"
+        )
     if masks.dtype != torch.bool:
         if masks.is_floating_point() or not bool(((masks == 0) | (masks == 1)).all()):
             raise TypeError(f"masks must be boolean (or 0/1 integers); got {masks.dtype}")
         masks = masks.bool()
     if masks.shape != maps.shape:
-        raise ValueError(f"masks must have the maps' shape {tuple(maps.shape)} (resize them together); "
-                         f"got {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks must have the maps' shape {tuple(maps.shape)} (resize them together); "
+            f"got {tuple(masks.shape)}"
+        )
     return masks.to(maps.device)
 
 
@@ -175,7 +188,9 @@ def pointing_hits(maps: Tensor, masks: Tensor, *, tolerance: int = 0) -> Tensor:
     tolerance = check_int(tolerance, "tolerance", 0)  # pixels
     if tolerance:
         k = 2 * tolerance + 1
-        masks = F.max_pool2d(masks[:, None].float(), k, stride=1, padding=tolerance)[:, 0] > 0  # (N, H, W) dilated
+        masks = (
+            F.max_pool2d(masks[:, None].float(), k, stride=1, padding=tolerance)[:, 0] > 0
+        )  # (N, H, W) dilated
     flat = maps.flatten(1).argmax(dim=1)  # (N,)
     return masks.flatten(1).gather(1, flat[:, None])[:, 0]  # (N,)
 
@@ -187,8 +202,9 @@ def uniform_maps(n: int, size: int | Sequence[int], *, device: torch.device | st
     return torch.full((n, h, w), 1.0 / (h * w), device=device)  # (n, H, W)
 
 
-def centre_maps(n: int, size: int | Sequence[int], *, sigma: float = 0.25,
-                device: torch.device | str | None = None) -> Tensor:
+def centre_maps(
+    n: int, size: int | Sequence[int], *, sigma: float = 0.25, device: torch.device | str | None = None
+) -> Tensor:
     """``n`` copies of an isotropic Gaussian centred in the image, standard deviation ``sigma`` times the shorter
     side, normalised to sum 1: the "lesion is in the middle" baseline."""
     n = check_int(n, "n", 0)
@@ -200,5 +216,13 @@ def centre_maps(n: int, size: int | Sequence[int], *, sigma: float = 0.25,
     return (g / g.sum()).expand(n, h, w).clone()  # (n, H, W)
 
 
-__all__ = ["NORMALIZATIONS", "centre_maps", "mask_fraction", "mass_in_mask", "normalize_maps", "pointing_hits",
-           "spatial_attention_maps", "uniform_maps"]
+__all__ = [
+    "NORMALIZATIONS",
+    "centre_maps",
+    "mask_fraction",
+    "mass_in_mask",
+    "normalize_maps",
+    "pointing_hits",
+    "spatial_attention_maps",
+    "uniform_maps",
+]

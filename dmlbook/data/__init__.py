@@ -5,6 +5,7 @@ Nothing is downloaded unless asked (``python -m dmlbook data download NAME``); s
 each dataset comes from and how its folder must look. Core dependencies are torch and numpy only; scipy,
 pillow, scikit-learn and tqdm are imported when needed (``pip install dmlbook[train]``).
 """
+
 from __future__ import annotations
 
 from .corruption import corrupt, corrupted_mask
@@ -26,10 +27,29 @@ from .splits import SplitSource, apply_split, carve_val_classes
 from .synthetic import SyntheticData, make_blobs, make_patterns, make_synthetic
 
 __all__ = [
-    "ChecksumMismatchError", "DMLDataset", "DatasetInfo", "DatasetNotFoundError", "DownloadError", "ImageDataset",
-    "PKSampler", "RemoteFile", "SplitSource", "SyntheticData", "apply_split", "candidate_dirs", "carve_val_classes",
-    "data_home", "dataset_info", "dataset_status", "download", "find_root", "list_datasets", "load_dataset",
-    "make_blobs", "make_patterns", "make_synthetic",
+    "ChecksumMismatchError",
+    "DMLDataset",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "DownloadError",
+    "ImageDataset",
+    "PKSampler",
+    "RemoteFile",
+    "SplitSource",
+    "SyntheticData",
+    "apply_split",
+    "candidate_dirs",
+    "carve_val_classes",
+    "data_home",
+    "dataset_info",
+    "dataset_status",
+    "download",
+    "find_root",
+    "list_datasets",
+    "load_dataset",
+    "make_blobs",
+    "make_patterns",
+    "make_synthetic",
 ]
 __all__ += ["corrupt", "corrupted_mask"]
 __all__ += ["DamagedFileError", "verify_files"]

@@ -3,6 +3,7 @@
 The core of dmlbook needs only torch and numpy; the data package imports the rest inside the functions that use
 them, so that ``import dmlbook.data`` works everywhere and a missing extra gives a message that says how to get it.
 """
+
 from __future__ import annotations
 
 import importlib

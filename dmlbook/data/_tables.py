@@ -1,4 +1,5 @@
 """Helpers shared by the folder-based loaders: reading small text tables and .mat annotation files."""
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,9 @@ def load_mat_struct(path: Path, key: str) -> dict[str, np.ndarray]:
     sio = require("scipy.io", f"reading {path.name}")
     mat = sio.loadmat(str(path), squeeze_me=True)
     if key not in mat:
-        raise ValueError(f"{path} has no variable {key!r} (has {sorted(k for k in mat if not k.startswith('__'))})")
+        raise ValueError(
+            f"{path} has no variable {key!r} (has {sorted(k for k in mat if not k.startswith('__'))})"
+        )
     struct = np.atleast_1d(mat[key])
     if struct.dtype.names is None:
         raise ValueError(f"{path}: {key!r} is not a struct array")

@@ -15,6 +15,7 @@ Three folder layouts are read, tried in this order:
 
 The Stanford page is gone, so the data must be obtained by hand (see ``INFO.manual``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,18 +33,26 @@ TRAIN_CLASSES = np.arange(1, 99)
 _BBOX = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
 
 INFO = DatasetInfo(
-    name="cars196", title="Stanford Cars-196",
-    input_kind="image", input_shape=(3, 224, 224), num_classes=196, split="classes 1-98 train, 99-196 test",
-    embedding_dim=128, batch_p=32, batch_k=4, source="manual", image_size=224,
+    name="cars196",
+    title="Stanford Cars-196",
+    input_kind="image",
+    input_shape=(3, 224, 224),
+    num_classes=196,
+    split="classes 1-98 train, 99-196 test",
+    embedding_dim=128,
+    batch_p=32,
+    batch_k=4,
+    source="manual",
+    image_size=224,
     url="https://ai.stanford.edu/~jkrause/cars/car_dataset.html (offline; archived copies on the Wayback Machine)",
     license="non-commercial research use only (ImageNet-style terms)",
     citation="J. Krause, M. Stark, J. Deng, L. Fei-Fei. 3D Object Representations for Fine-Grained "
-             "Categorization. 4th IEEE Workshop on 3D Representation and Recognition (3dRR-13), ICCV 2013.",
+    "Categorization. 4th IEEE Workshop on 3D Representation and Recognition (3dRR-13), ICCV 2013.",
     folders=("cars196", "cars196_half", "stanford_cars", "stanford_cars/stanford_cars"),
     manual="Manual step: Stanford's download page is offline, so no automatic download (checksums unknown). "
-           "Obtain the official archives (cars_train.tgz, cars_test.tgz, car_devkit.tgz and "
-           "cars_test_annos_withlabels.mat, e.g. from a Wayback Machine snapshot of the official page), unpack them "
-           "into one folder (cars_train/, cars_test/, devkit/) and pass root= or put it at $DMLBOOK_DATA/cars196.",
+    "Obtain the official archives (cars_train.tgz, cars_test.tgz, car_devkit.tgz and "
+    "cars_test_annos_withlabels.mat, e.g. from a Wayback Machine snapshot of the official page), unpack them "
+    "into one folder (cars_train/, cars_test/, devkit/) and pass root= or put it at $DMLBOOK_DATA/cars196.",
 )
 
 
@@ -58,7 +67,10 @@ def _layout(folder: Path) -> str | None:
 
 
 def _test_annos(folder: Path) -> Path | None:
-    for p in (folder / "devkit" / "cars_test_annos_withlabels.mat", folder / "cars_test_annos_withlabels.mat"):
+    for p in (
+        folder / "devkit" / "cars_test_annos_withlabels.mat",
+        folder / "cars_test_annos_withlabels.mat",
+    ):
         if p.is_file():
             return p
     return None
@@ -88,17 +100,26 @@ def read_annotations(folder: str | Path) -> dict[str, Any]:
     if layout == "csv":
         t = read_csv(folder / "labels.csv")
         ids = as_int(t["class_id"])
-        names = dict(zip(ids.tolist(), t["class_name"].tolist())) if "class_name" in t else _meta_names(folder)
-        return {"path": np.asarray([str(folder / "images" / f) for f in t["fname"]]), "class_id": ids,
-                "bbox": np.stack([as_int(t[k]) for k in _BBOX], 1), "part": np.full(len(ids), "train"),
-                "class_names": names}
+        names = (
+            dict(zip(ids.tolist(), t["class_name"].tolist())) if "class_name" in t else _meta_names(folder)
+        )
+        return {
+            "path": np.asarray([str(folder / "images" / f) for f in t["fname"]]),
+            "class_id": ids,
+            "bbox": np.stack([as_int(t[k]) for k in _BBOX], 1),
+            "part": np.full(len(ids), "train"),
+            "class_names": names,
+        }
     if layout == "annos":
         a = load_mat_struct(folder / "cars_annos.mat", "annotations")
         names = load_mat_strings(folder / "cars_annos.mat", "class_names")
-        return {"path": np.asarray([str(folder / str(p)) for p in a["relative_im_path"]]),
-                "class_id": as_int(a["class"]), "bbox": np.stack([as_int(a[k]) for k in _BBOX], 1),
-                "part": np.where(as_int(a["test"]) == 1, "test", "train"),
-                "class_names": dict(enumerate(names, start=1))}
+        return {
+            "path": np.asarray([str(folder / str(p)) for p in a["relative_im_path"]]),
+            "class_id": as_int(a["class"]),
+            "bbox": np.stack([as_int(a[k]) for k in _BBOX], 1),
+            "part": np.where(as_int(a["test"]) == 1, "test", "train"),
+            "class_names": dict(enumerate(names, start=1)),
+        }
     parts = [("train", folder / "devkit" / "cars_train_annos.mat", folder / "cars_train")]
     if (test := _test_annos(folder)) is not None:
         parts.append(("test", test, folder / "cars_test"))
@@ -119,9 +140,16 @@ def load(folder: Path, *, transform: object = None, check_files: bool = True) ->
     a = read_annotations(folder)
     ids = np.unique(a["class_id"])
     names = a["class_names"]
-    ds = ImageDataset(a["path"], np.searchsorted(ids, a["class_id"]), class_ids=ids,
-                      class_names=[str(names[i]) for i in ids] if all(i in names for i in ids) else None,
-                      transform=transform, meta={"bbox": a["bbox"], "part": a["part"]}, name="cars196", info=INFO)
+    ds = ImageDataset(
+        a["path"],
+        np.searchsorted(ids, a["class_id"]),
+        class_ids=ids,
+        class_names=[str(names[i]) for i in ids] if all(i in names for i in ids) else None,
+        transform=transform,
+        meta={"bbox": a["bbox"], "part": a["part"]},
+        name="cars196",
+        info=INFO,
+    )
     if check_flag(check_files, "check_files"):
         ds.check_files()
     return SplitSource(ds, class_mask(ds.labels, ds.class_ids, TRAIN_CLASSES))

@@ -7,6 +7,7 @@
   another faithful packaging, its decompressed content); exit status 1 if one is missing or damaged.
 * ``info NAME``: the dataset's metadata (source, licence, split, training defaults).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def _list() -> int:
             where = str(folder)
         else:
             dirs = candidate_dirs(name)
-            where = ("looks in " + ", ".join(str(d) for d in dirs)) if dirs else "needs root= (no default folder)"
+            where = (
+                ("looks in " + ", ".join(str(d) for d in dirs)) if dirs else "needs root= (no default folder)"
+            )
         print(f"{name:<17} {status:<8} {info.source:<9} {where}")
     return 0
 
@@ -64,8 +67,11 @@ def _verify(name: str, root: str | None) -> int:
         print(f"{'ok' if s.ok else 'DAMAGED':<8} {s.path}: {s.note}")
     bad = sum(not s.ok for s in statuses)
     if bad:
-        print(f"{bad} of {len(statuses)} files missing or damaged; replace them with: python -m dmlbook data "
-              f"download {name} --force" + (f" --root {root}" if root else ""), file=sys.stderr)
+        print(
+            f"{bad} of {len(statuses)} files missing or damaged; replace them with: python -m dmlbook data "
+            f"download {name} --force" + (f" --root {root}" if root else ""),
+            file=sys.stderr,
+        )
     return 1 if bad else 0
 
 
@@ -84,8 +90,15 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in dataclasses.asdict(dataset_info(args.name)).items():
                 print(f"{key:<14} {value}")
             return 0
-        path = download(args.name, args.root, url=args.url, sha256=args.sha256, verify=not args.no_verify,
-                        force=args.force, progress=not args.quiet)
+        path = download(
+            args.name,
+            args.root,
+            url=args.url,
+            sha256=args.sha256,
+            verify=not args.no_verify,
+            force=args.force,
+            progress=not args.quiet,
+        )
         if path is not None:
             print(path)
         return 0

@@ -25,6 +25,7 @@ Outliers keep ``true_labels`` equal to their (unchanged) observed label, as in t
 foreign samples ``outlier_source`` holds the pool index and ``outlier_class`` the pool's label (-1 otherwise).
 Corrupted samples are chosen uniformly at random, so outliers fall in each class in proportion to its size.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,13 +45,17 @@ def _pool_tensors(pool: Any) -> tuple[Tensor, np.ndarray]:
     """Data (N, ...) and labels (N,) of a foreign pool (a DMLDataset or a tensor, labels -1)."""
     if isinstance(pool, DMLDataset):
         if pool.data is None:
-            raise TypeError("outliers: the pool must hold its samples in memory (a DMLDataset with .data, "
-                            "not an ImageDataset)")
+            raise TypeError(
+                "outliers: the pool must hold its samples in memory (a DMLDataset with .data, "
+                "not an ImageDataset)"
+            )
         return pool.data, pool.class_ids[pool.labels]
     if isinstance(pool, Tensor):
         return pool, np.full(pool.shape[0], -1, dtype=np.int64)
-    raise TypeError(f"outliers must be 'shuffle', 'noise', a DMLDataset or a Tensor of foreign samples; "
-                    f"got {type(pool).__name__}")
+    raise TypeError(
+        f"outliers must be 'shuffle', 'noise', a DMLDataset or a Tensor of foreign samples; "
+        f"got {type(pool).__name__}"
+    )
 
 
 def _match_dtype(values: Tensor, like: Tensor) -> Tensor:
@@ -64,8 +69,14 @@ def _match_dtype(values: Tensor, like: Tensor) -> Tensor:
     return values.to(like.dtype)
 
 
-def corrupt(dataset: DMLDataset, *, outlier_fraction: float = 0.0, flip_fraction: float = 0.0,
-            outliers: str | DMLDataset | Tensor = "shuffle", seed: int = 0) -> DMLDataset:
+def corrupt(
+    dataset: DMLDataset,
+    *,
+    outlier_fraction: float = 0.0,
+    flip_fraction: float = 0.0,
+    outliers: str | DMLDataset | Tensor = "shuffle",
+    seed: int = 0,
+) -> DMLDataset:
     """A copy of ``dataset`` with ``round(outlier_fraction·N)`` outliers and ``round(flip_fraction·N)`` flipped
     labels (disjoint sets), and the ground truth in ``meta``.
 
@@ -84,33 +95,41 @@ def corrupt(dataset: DMLDataset, *, outlier_fraction: float = 0.0, flip_fraction
         id of a foreign outlier, else -1). Existing ``meta`` entries are kept.
     """
     if not isinstance(dataset, DMLDataset) or dataset.data is None:
-        raise TypeError("dataset must be an in-memory DMLDataset (with .data); decode an ImageDataset first, e.g. "
-                        "DMLDataset(*ds.as_tensors())")
+        raise TypeError(
+            "dataset must be an in-memory DMLDataset (with .data); decode an ImageDataset first, e.g. "
+            "DMLDataset(*ds.as_tensors())"
+        )
     outlier_fraction = check_fraction(outlier_fraction, "outlier_fraction")
     flip_fraction = check_fraction(flip_fraction, "flip_fraction")
     n = len(dataset)
     n_out, n_flip = round(outlier_fraction * n), round(flip_fraction * n)
     if n_out + n_flip > n:
-        raise ValueError(f"outlier_fraction + flip_fraction must be <= 1; got {outlier_fraction} + {flip_fraction}")
+        raise ValueError(
+            f"outlier_fraction + flip_fraction must be <= 1; got {outlier_fraction} + {flip_fraction}"
+        )
     present = np.unique(dataset.labels)
     if n_flip and len(present) < 2:
         raise ValueError("flip_fraction > 0 needs at least 2 classes in the dataset")
     if isinstance(outliers, str) and outliers not in OUTLIER_KINDS:
-        raise ValueError(f"outliers must be one of {', '.join(map(repr, OUTLIER_KINDS))}, a DMLDataset or a "
-                         f"Tensor; got {outliers!r}")
+        raise ValueError(
+            f"outliers must be one of {', '.join(map(repr, OUTLIER_KINDS))}, a DMLDataset or a "
+            f"Tensor; got {outliers!r}"
+        )
     pool = pool_labels = None
     if not isinstance(outliers, str):
         pool, pool_labels = _pool_tensors(outliers)
         if tuple(pool.shape[1:]) != tuple(dataset.data.shape[1:]):
-            raise ValueError(f"outliers: foreign samples have shape {tuple(pool.shape[1:])} but the dataset's "
-                             f"samples have shape {tuple(dataset.data.shape[1:])}")
+            raise ValueError(
+                f"outliers: foreign samples have shape {tuple(pool.shape[1:])} but the dataset's "
+                f"samples have shape {tuple(dataset.data.shape[1:])}"
+            )
         if n_out and pool.shape[0] == 0:
             raise ValueError("outliers: the pool of foreign samples is empty")
 
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(n)
     is_outlier, is_flipped = np.zeros(n, bool), np.zeros(n, bool)
-    out_idx, flip_idx = np.sort(chosen[:n_out]), np.sort(chosen[n_out:n_out + n_flip])
+    out_idx, flip_idx = np.sort(chosen[:n_out]), np.sort(chosen[n_out : n_out + n_flip])
     is_outlier[out_idx], is_flipped[flip_idx] = True, True
 
     true_labels = dataset.labels.copy()
@@ -135,12 +154,20 @@ def corrupt(dataset: DMLDataset, *, outlier_fraction: float = 0.0, flip_fraction
         else:  # uniform noise over the dataset's value range
             lo, hi = float(dataset.data.min()), float(dataset.data.max())
             noise = torch.from_numpy(rng.uniform(lo, hi, size=(n_out, *data.shape[1:])))
-            data[index] = noise.round().to(data.dtype) if not data.is_floating_point() else noise.to(data.dtype)
+            data[index] = (
+                noise.round().to(data.dtype) if not data.is_floating_point() else noise.to(data.dtype)
+            )
 
     out = dataset.subset(np.arange(n))
     out.data, out.labels = data, labels.astype(np.int64)
-    out.meta = {**dataset.meta, "true_labels": true_labels, "is_outlier": is_outlier, "is_flipped": is_flipped,
-                "outlier_source": source, "outlier_class": source_class}
+    out.meta = {
+        **dataset.meta,
+        "true_labels": true_labels,
+        "is_outlier": is_outlier,
+        "is_flipped": is_flipped,
+        "outlier_source": source,
+        "outlier_class": source_class,
+    }
     return out
 
 

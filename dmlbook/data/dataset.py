@@ -8,6 +8,7 @@
 * ``class_ids``: the dataset's own id of each class (e.g. Cars196 ids 1-196), ``class_names`` (or ``None``);
 * ``meta``: optional per-sample arrays (bounding boxes, file names, corruption flags) that follow ``subset``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,11 @@ def check_image_files(paths: Sequence[str | Path], *, name: str = "", limit: int
         shown = "; ".join(f"{p} ({why})" for p, why in bad[:limit])
         more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
         where = f"{name}: " if name else ""
-        raise DamagedFileError(f"{where}{len(bad)} of {len(paths)} image files cannot be read: {shown}{more}. "
-                               "Replace or remove them", path=Path(bad[0][0]))
+        raise DamagedFileError(
+            f"{where}{len(bad)} of {len(paths)} image files cannot be read: {shown}{more}. "
+            "Replace or remove them",
+            path=Path(bad[0][0]),
+        )
 
 
 def _as_index(indices: Any, n: int) -> np.ndarray:
@@ -57,7 +61,9 @@ def _as_index(indices: Any, n: int) -> np.ndarray:
             raise ValueError(f"indices as a boolean mask must have shape ({n},); got {idx.shape}")
         return np.flatnonzero(idx)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise TypeError(f"indices must be a 1-D sequence of integers or a boolean mask; got dtype {idx.dtype}")
+        raise TypeError(
+            f"indices must be a 1-D sequence of integers or a boolean mask; got dtype {idx.dtype}"
+        )
     idx = idx.astype(np.int64)
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise ValueError(f"indices must lie in [0, {n - 1}]; got range [{idx.min()}, {idx.max()}]")
@@ -94,24 +100,34 @@ class DMLDataset(Dataset):
     ) -> None:
         labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
         if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-            raise TypeError(f"labels must be a 1-D integer array; got dtype {labels.dtype}, shape {labels.shape}")
+            raise TypeError(
+                f"labels must be a 1-D integer array; got dtype {labels.dtype}, shape {labels.shape}"
+            )
         if class_ids is None:
             class_ids, labels = np.unique(labels, return_inverse=True)
         class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
         labels = labels.astype(np.int64).reshape(-1)
         if labels.size and (labels.min() < 0 or labels.max() >= len(class_ids)):
-            raise ValueError(f"labels must index class_ids (0 .. {len(class_ids) - 1}); got a label {labels.max()}")
+            raise ValueError(
+                f"labels must index class_ids (0 .. {len(class_ids) - 1}); got a label {labels.max()}"
+            )
         if class_names is not None and len(class_names) != len(class_ids):
-            raise ValueError(f"class_names has {len(class_names)} entries but there are {len(class_ids)} classes")
+            raise ValueError(
+                f"class_names has {len(class_names)} entries but there are {len(class_ids)} classes"
+            )
         if data is not None:
             if not isinstance(data, Tensor):
-                raise TypeError(f"data must be a torch.Tensor with one row per sample; got {type(data).__name__}")
+                raise TypeError(
+                    f"data must be a torch.Tensor with one row per sample; got {type(data).__name__}"
+                )
             if data.shape[0] != len(labels):
                 raise ValueError(f"data has {data.shape[0]} rows but labels has {len(labels)} entries")
         meta = {k: np.asarray(v) for k, v in (meta or {}).items()}
         for key, value in meta.items():
             if len(value) != len(labels):
-                raise ValueError(f"meta[{key!r}] has {len(value)} entries but there are {len(labels)} samples")
+                raise ValueError(
+                    f"meta[{key!r}] has {len(value)} entries but there are {len(labels)} samples"
+                )
         self.data = data
         self.labels = labels
         self.class_ids = class_ids
@@ -171,7 +187,11 @@ class DMLDataset(Dataset):
 
     def as_tensors(self) -> tuple[Tensor, Tensor]:
         """All samples as one float tensor ``(N, ...)`` and the labels as int64 (decodes every image if lazy)."""
-        xs = [self[i][0] for i in range(len(self))] if self.transform is not None or self.data is None else None
+        xs = (
+            [self[i][0] for i in range(len(self))]
+            if self.transform is not None or self.data is None
+            else None
+        )
         x = torch.stack(xs) if xs is not None else self._load_all()
         return x, torch.from_numpy(self.labels.copy())
 
@@ -180,8 +200,10 @@ class DMLDataset(Dataset):
 
     def __repr__(self) -> str:
         shape = "" if self.data is None else f", x={tuple(self.data.shape[1:])}"
-        return (f"{type(self).__name__}({self.name or 'unnamed'!r}, split={self.split!r}, n={len(self)}, "
-                f"classes={self.num_classes}{shape})")
+        return (
+            f"{type(self).__name__}({self.name or 'unnamed'!r}, split={self.split!r}, n={len(self)}, "
+            f"classes={self.num_classes}{shape})"
+        )
 
 
 class ImageDataset(DMLDataset):
@@ -208,8 +230,10 @@ class ImageDataset(DMLDataset):
             with image_mod.open(self.paths[i]) as im:
                 return im.convert("RGB")
         except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
-            raise DamagedFileError(f"{self.paths[i]}: cannot decode the image ({type(err).__name__}: {err})",
-                                   path=Path(self.paths[i])) from err
+            raise DamagedFileError(
+                f"{self.paths[i]}: cannot decode the image ({type(err).__name__}: {err})",
+                path=Path(self.paths[i]),
+            ) from err
 
     def _take(self, idx: np.ndarray) -> dict[str, Any]:
         return {"paths": self.paths[idx]}
@@ -217,6 +241,8 @@ class ImageDataset(DMLDataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         x, y = super().__getitem__(i)
         if not isinstance(x, Tensor):
-            raise TypeError(f"{self.name or 'ImageDataset'}: transform must return a Tensor (end it with ToTensor()); "
-                            f"got {type(x).__name__}")
+            raise TypeError(
+                f"{self.name or 'ImageDataset'}: transform must return a Tensor (end it with ToTensor()); "
+                f"got {type(x).__name__}"
+            )
         return x, y

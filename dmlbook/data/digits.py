@@ -3,6 +3,7 @@
 
 For metric learning the split is class-disjoint: digits 0-4 train, 5-9 test.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,16 @@ from .info import DatasetInfo
 from .splits import SplitSource
 
 INFO = DatasetInfo(
-    name="digits", title="Handwritten digits 8x8 (scikit-learn load_digits)",
-    input_kind="gray8", input_shape=(1, 8, 8), num_classes=10, split="classes 0-4 train, 5-9 test",
-    embedding_dim=16, batch_p=4, batch_k=16, source="package",
+    name="digits",
+    title="Handwritten digits 8x8 (scikit-learn load_digits)",
+    input_kind="gray8",
+    input_shape=(1, 8, 8),
+    num_classes=10,
+    split="classes 0-4 train, 5-9 test",
+    embedding_dim=16,
+    batch_p=4,
+    batch_k=16,
+    source="package",
     url="https://archive.ics.uci.edu/dataset/80/optical+recognition+of+handwritten+digits",
     license="CC BY 4.0 (UCI); ships with scikit-learn",
     citation="E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. UCI ML Repository, 1998.",
@@ -29,6 +37,7 @@ def load(root: object = None) -> SplitSource:
     bunch = sk.load_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
     labels = bunch.target.astype(np.int64)
-    ds = DMLDataset(x, labels, class_ids=np.arange(10), class_names=[str(d) for d in range(10)], name="digits",
-                    info=INFO)
+    ds = DMLDataset(
+        x, labels, class_ids=np.arange(10), class_names=[str(d) for d in range(10)], name="digits", info=INFO
+    )
     return SplitSource(ds, labels < 5)

@@ -11,6 +11,7 @@ counts as present only when its digest matches, or, for a ``.gz`` file with more
 same content compressed differently, e.g. Fashion-MNIST from Zalando's server and from Debian's
 ``dataset-fashion-mnist``), when its decompressed content does. A damaged file is fetched again.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,8 +35,17 @@ from .errors import ChecksumMismatchError, DamagedFileError, DownloadError
 from .info import RemoteFile
 from .registry import _call, _entry, data_home, find_root
 
-__all__ = ["CONTENT_SHA256", "DamagedFileError", "FileStatus", "download", "extract", "fetch", "file_status",
-           "gunzip_sha256", "verify_files"]
+__all__ = [
+    "CONTENT_SHA256",
+    "DamagedFileError",
+    "FileStatus",
+    "download",
+    "extract",
+    "fetch",
+    "file_status",
+    "gunzip_sha256",
+    "verify_files",
+]
 
 _CHUNK = 1 << 20
 
@@ -97,8 +107,9 @@ def gunzip_sha256(path: str | os.PathLike) -> str:
     return digest
 
 
-def file_status(path: str | os.PathLike, remote: RemoteFile, *,
-                content_sha256: str | None = None) -> FileStatus:
+def file_status(
+    path: str | os.PathLike, remote: RemoteFile, *, content_sha256: str | None = None
+) -> FileStatus:
     """Check one present file against its published digest (``remote.sha256``, else ``remote.md5``) and, for a
     ``.gz`` file, against the digest of its decompressed content; the uncompressed form of a ``.gz`` file is
     checked against ``content_sha256``."""
@@ -111,36 +122,54 @@ def file_status(path: str | os.PathLike, remote: RemoteFile, *,
                 return FileStatus(name, plain, True, "present uncompressed (no digest known to check it)")
             got = _digests(plain)[0]
             ok = got == content_sha256.lower()
-            return FileStatus(name, plain, ok, "uncompressed, content matches the published data" if ok else
-                              f"uncompressed, SHA-256 {got} is not the published data's ({content_sha256})")
+            return FileStatus(
+                name,
+                plain,
+                ok,
+                "uncompressed, content matches the published data"
+                if ok
+                else f"uncompressed, SHA-256 {got} is not the published data's ({content_sha256})",
+            )
         return FileStatus(name, path, False, "missing")
     expected = (remote.sha256 or remote.md5 or "").lower()
     if expected:
         sha, md5 = _digests(path)
         if (sha if remote.sha256 else md5) == expected:
-            return FileStatus(name, path, True, f"matches the published {'SHA-256' if remote.sha256 else 'MD5'}")
+            return FileStatus(
+                name, path, True, f"matches the published {'SHA-256' if remote.sha256 else 'MD5'}"
+            )
     if name.endswith(".gz"):
         content, problem = _gunzip(path)
         if content is None:
             return FileStatus(name, path, False, problem)
         if content_sha256 is not None:
             ok = content == content_sha256.lower()
-            note = ("another packaging of the same content (decompressed SHA-256 matches)" if ok
-                    else f"decompressed SHA-256 {content} is not the published data's")
+            note = (
+                "another packaging of the same content (decompressed SHA-256 matches)"
+                if ok
+                else f"decompressed SHA-256 {content} is not the published data's"
+            )
             return FileStatus(name, path, ok, note)
         if not expected:
             return FileStatus(name, path, True, "decompresses cleanly (no digest known)")
     if expected:
         kind = "SHA-256" if remote.sha256 else "MD5"
-        return FileStatus(name, path, False, f"{kind} differs from the published one ({expected}); "
-                          f"{path.stat().st_size} bytes")
+        return FileStatus(
+            name,
+            path,
+            False,
+            f"{kind} differs from the published one ({expected}); {path.stat().st_size} bytes",
+        )
     return FileStatus(name, path, True, "present (no digest known)")
 
 
 def _statuses(name: str, folder: Path, files: Sequence[RemoteFile]) -> list[FileStatus]:
     content = CONTENT_SHA256.get(name, {})
-    return [file_status(folder / f.filename, f, content_sha256=content.get(f.filename)) for f in files
-            if not f.extract]
+    return [
+        file_status(folder / f.filename, f, content_sha256=content.get(f.filename))
+        for f in files
+        if not f.extract
+    ]
 
 
 def verify_files(name: str, root: str | os.PathLike | None = None) -> list[FileStatus]:
@@ -156,8 +185,16 @@ def _say(message: str, quiet: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md5: str | None = None,
-          verify: bool = True, progress: bool = True, timeout: float = 60.0) -> str:
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    verify: bool = True,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> str:
     """Download ``url`` to ``dest`` atomically and return the SHA-256 of the bytes received.
 
     With ``verify`` the digest must match ``sha256`` (else ``md5``); with neither known the download is refused
@@ -166,8 +203,10 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md5: 
     """
     dest = Path(dest)
     if verify and not (sha256 or md5):
-        raise DownloadError(f"no published checksum for {dest.name}; refusing to download it unverified. "
-                            "Re-run with verify=False (--no-verify) to accept it; its SHA-256 will be printed.")
+        raise DownloadError(
+            f"no published checksum for {dest.name}; refusing to download it unverified. "
+            "Re-run with verify=False (--no-verify) to accept it; its SHA-256 will be printed."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -179,7 +218,8 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md5: 
             bar = None
             if progress:
                 bar = require("tqdm", "the download progress bar").tqdm(
-                    total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr, leave=False)
+                    total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr, leave=False
+                )
             try:
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
@@ -197,8 +237,10 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, md5: 
         if verify:
             expected, actual, kind = (sha256, got, "SHA-256") if sha256 else (md5, h5.hexdigest(), "MD5")
             if actual.lower() != expected.lower():
-                raise ChecksumMismatchError(f"{url}: {kind} mismatch (expected {expected}, got {actual}; "
-                                            f"{received} bytes); the file was discarded")
+                raise ChecksumMismatchError(
+                    f"{url}: {kind} mismatch (expected {expected}, got {actual}; "
+                    f"{received} bytes); the file was discarded"
+                )
         os.replace(tmp, dest)
         return got
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
@@ -232,8 +274,9 @@ def _unpack(archive: Path, into: Path) -> None:
         raise DownloadError(f"{archive.name} could not be unpacked: {err}") from err
 
 
-def extract(archive: str | os.PathLike, dest: str | os.PathLike, *, strip: str | None = None,
-            force: bool = False) -> Path:
+def extract(
+    archive: str | os.PathLike, dest: str | os.PathLike, *, strip: str | None = None, force: bool = False
+) -> Path:
     """Unpack ``archive`` so that its contents (those of its ``strip`` folder, if it has one) become ``dest``.
 
     Unpacks into a temporary folder next to ``dest`` and renames it into place; an existing non-empty ``dest``
@@ -241,7 +284,9 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike, *, strip: str |
     """
     archive, dest = Path(archive), Path(dest)
     if dest.exists() and any(dest.iterdir()) and not force:
-        raise DownloadError(f"{dest} already exists and is not empty; pass force=True (--force) to replace it")
+        raise DownloadError(
+            f"{dest} already exists and is not empty; pass force=True (--force) to replace it"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extract", dir=dest.parent))
     try:
@@ -259,9 +304,17 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike, *, strip: str |
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def download(name: str, root: str | os.PathLike | None = None, *, url: str | None = None,
-             sha256: str | Mapping[str, str] | None = None, verify: bool = True, force: bool = False,
-             progress: bool = True, timeout: float = 60.0) -> Path | None:
+def download(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    url: str | None = None,
+    sha256: str | Mapping[str, str] | None = None,
+    verify: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path | None:
     """Download dataset ``name`` into ``root`` (default ``$DMLBOOK_DATA/<first folder name>``) and return it.
 
     Args:
@@ -285,18 +338,30 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
         raise DownloadError(f"{info.name} cannot be downloaded automatically.\n{info.how_to_get()}")
     if isinstance(sha256, str):
         if len(info.files) != 1:
-            raise ValueError(f"sha256 for {info.name} must be a mapping {{file name: digest}} (it has "
-                             f"{len(info.files)} files)")
+            raise ValueError(
+                f"sha256 for {info.name} must be a mapping {{file name: digest}} (it has "
+                f"{len(info.files)} files)"
+            )
         sha256 = {info.files[0].filename: sha256}
     overrides = dict(sha256 or {})
-    files = [RemoteFile(f"{url.rstrip('/')}/{f.filename}" if url else f.url, f.filename,
-                        sha256=overrides.get(f.filename, f.sha256), md5=None if f.filename in overrides else f.md5,
-                        extract=f.extract, strip=f.strip) for f in info.files]
+    files = [
+        RemoteFile(
+            f"{url.rstrip('/')}/{f.filename}" if url else f.url,
+            f.filename,
+            sha256=overrides.get(f.filename, f.sha256),
+            md5=None if f.filename in overrides else f.md5,
+            extract=f.extract,
+            strip=f.strip,
+        )
+        for f in info.files
+    ]
     unknown = [f.filename for f in files if not (f.sha256 or f.md5)]
     if verify and unknown:
-        raise DownloadError(f"{info.name}: no published checksum for {', '.join(unknown)}; refusing to download "
-                            "unverified data. Re-run with --no-verify (verify=False) to accept it; the SHA-256 of "
-                            "what was received is printed so you can record it.")
+        raise DownloadError(
+            f"{info.name}: no published checksum for {', '.join(unknown)}; refusing to download "
+            "unverified data. Re-run with --no-verify (verify=False) to accept it; the SHA-256 of "
+            "what was received is printed so you can record it."
+        )
     target = Path(root).expanduser() if root is not None else data_home() / info.folders[0]
     damaged: dict[str, str] = {}
     if not force and target.exists() and _call(entry.check, target) is None:
@@ -314,8 +379,15 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
         _say(f"{info.name}: {f.url} -> {target}", quiet)
         if not f.extract:
             try:
-                got = fetch(f.url, target / f.filename, sha256=f.sha256, md5=f.md5, verify=verify,
-                            progress=progress, timeout=timeout)
+                got = fetch(
+                    f.url,
+                    target / f.filename,
+                    sha256=f.sha256,
+                    md5=f.md5,
+                    verify=verify,
+                    progress=progress,
+                    timeout=timeout,
+                )
             except DownloadError as err:
                 if f.filename not in damaged:
                     raise
@@ -324,8 +396,15 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f".{f.filename}.", suffix=".download", dir=target.parent))
             try:
-                got = fetch(f.url, scratch / f.filename, sha256=f.sha256, md5=f.md5, verify=verify,
-                            progress=progress, timeout=timeout)
+                got = fetch(
+                    f.url,
+                    scratch / f.filename,
+                    sha256=f.sha256,
+                    md5=f.md5,
+                    verify=verify,
+                    progress=progress,
+                    timeout=timeout,
+                )
                 extract(scratch / f.filename, target, strip=f.strip, force=force)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -333,7 +412,9 @@ def download(name: str, root: str | os.PathLike | None = None, *, url: str | Non
             _say(f"{info.name}: SHA-256 of {f.filename} (not verified): {got}", quiet)
     missing = _call(entry.check, target)
     if missing is not None:
-        raise DownloadError(f"{info.name}: downloaded into {target}, but {missing!r} is still missing; the "
-                            "archive does not have the expected layout (see data/README.md)")
+        raise DownloadError(
+            f"{info.name}: downloaded into {target}, but {missing!r} is still missing; the "
+            "archive does not have the expected layout (see data/README.md)"
+        )
     _say(f"{info.name}: ready in {target}", quiet)
     return target

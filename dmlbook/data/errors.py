@@ -1,4 +1,5 @@
 """Errors raised by the data package."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -12,6 +12,7 @@ folder (default key ``mobilenet_v2_1.0_224_quant``; ``protocol="classes"``: clas
 stratified per-class image split for scene classification); ``features`` reads any ``.npz``
 (``root`` = the file, or a folder holding ``features_mobilenet.npz``), first half of the sorted classes train.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,24 +29,37 @@ DEFAULT_FILE = "features_mobilenet.npz"
 CARS_KEY = "mobilenet_v1_1.0_224_quant_emb"
 
 INFO = DatasetInfo(
-    name="features", title="Precomputed features (.npz: a feature matrix and labels)",
-    input_kind="features", input_shape=None, num_classes=None,
-    split="first half of the sorted classes train, rest test", embedding_dim=128, batch_p=8, batch_k=4,
+    name="features",
+    title="Precomputed features (.npz: a feature matrix and labels)",
+    input_kind="features",
+    input_shape=None,
+    num_classes=None,
+    split="first half of the sorted classes train, rest test",
+    embedding_dim=128,
+    batch_p=8,
+    batch_k=4,
     source="manual",
     manual="No download: pass root= pointing at an .npz file (or a folder with features_mobilenet.npz), e.g. "
-           "$DMLBOOK_DATA/ucmerced16. Keys: 'labels' and a 2-D feature array (choose it with key=).",
+    "$DMLBOOK_DATA/ucmerced16. Keys: 'labels' and a 2-D feature array (choose it with key=).",
 )
 
 CARS_INFO = DatasetInfo(
-    name="cars196_features", title="Cars196 frozen MobileNet-v1 features (features_mobilenet.npz)",
-    input_kind="features", input_shape=(1024,), num_classes=196, split="classes 1-98 train, 99-196 test",
-    embedding_dim=128, batch_p=32, batch_k=4, source="manual",
+    name="cars196_features",
+    title="Cars196 frozen MobileNet-v1 features (features_mobilenet.npz)",
+    input_kind="features",
+    input_shape=(1024,),
+    num_classes=196,
+    split="classes 1-98 train, 99-196 test",
+    embedding_dim=128,
+    batch_p=32,
+    batch_k=4,
+    source="manual",
     url="https://ai.stanford.edu/~jkrause/cars/car_dataset.html (images); features computed for dmlbook",
     license="features of Cars196 images: non-commercial research use; MobileNet models Apache-2.0",
     citation="J. Krause et al., 3dRR 2013 (images); A. Howard et al., MobileNets, arXiv:1704.04861 (model).",
     folders=("cars196", "cars196_half", "stanford_cars"),
     manual="No public download: features_mobilenet.npz is computed from the Cars196 images (see "
-           "data/README.md); pass root= (the folder or the .npz file).",
+    "data/README.md); pass root= (the folder or the .npz file).",
 )
 
 
@@ -59,8 +73,9 @@ def check(root: Path, file: str = DEFAULT_FILE) -> str | None:
     return None if npz_path(root, file).is_file() else file
 
 
-def read_npz(path: Path, *, key: str | None = None, labels_key: str = "labels") -> tuple[np.ndarray, np.ndarray,
-                                                                                           dict[str, np.ndarray]]:
+def read_npz(
+    path: Path, *, key: str | None = None, labels_key: str = "labels"
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``(features float32 (N, D), labels int64 (N,), other per-row arrays)`` from an ``.npz`` file.
 
     ``key=None`` picks ``"features"`` if present, else the only 2-D floating-point array (ValueError if several).
@@ -89,8 +104,13 @@ def _dataset(path: Path, key: str | None, name: str, info: DatasetInfo) -> DMLDa
     return DMLDataset(torch.from_numpy(np.ascontiguousarray(x)), labels, meta=extra, name=name, info=info)
 
 
-def load(root: Path, *, key: str | None = None, file: str = DEFAULT_FILE,
-         train_classes: int | Sequence[int] | None = None) -> SplitSource:
+def load(
+    root: Path,
+    *,
+    key: str | None = None,
+    file: str = DEFAULT_FILE,
+    train_classes: int | Sequence[int] | None = None,
+) -> SplitSource:
     """Generic ``.npz`` features; ``train_classes``: a count (first of the sorted labels) or label values."""
     ds = _dataset(npz_path(root, file), key, f"features:{root.name}", INFO)
     return SplitSource(ds, first_classes(ds, train_classes))
@@ -106,23 +126,36 @@ UCMERCED_KEY = "mobilenet_v2_1.0_224_quant"
 UCMERCED_PROTOCOLS = ("classes", "scenes")
 
 UCMERCED_INFO = DatasetInfo(
-    name="ucmerced_features", title="UC Merced Land Use (16-class subset) frozen MobileNetV2 features",
-    input_kind="features", input_shape=(1280,), num_classes=16,
+    name="ucmerced_features",
+    title="UC Merced Land Use (16-class subset) frozen MobileNetV2 features",
+    input_kind="features",
+    input_shape=(1280,),
+    num_classes=16,
     split="classes 0-7 train, 8-15 test (protocol='scenes': stratified per-class image split, test_fraction)",
-    embedding_dim=128, batch_p=8, batch_k=4, source="manual",
+    embedding_dim=128,
+    batch_p=8,
+    batch_k=4,
+    source="manual",
     url="http://weegee.vision.ucmerced.edu/datasets/landuse.html (images); features computed for dmlbook",
     license="UC Merced: public-domain USGS imagery, 'meant for research purposes'; MobileNet models Apache-2.0",
     citation="Y. Yang, S. Newsam, ACM SIGSPATIAL GIS 2010 (images); M. Sandler et al., MobileNetV2, CVPR 2018 "
-             "(model).",
+    "(model).",
     folders=("ucmerced16", "UCMerced_LandUse", "ucmerced"),
     manual="No public download of the features: features_mobilenet.npz is computed from the images (see "
-           "data/README.md); pass root= (the folder or the .npz file).",
+    "data/README.md); pass root= (the folder or the .npz file).",
 )
 
 
-def load_ucmerced(root: Path, *, key: str = UCMERCED_KEY, file: str = DEFAULT_FILE, protocol: str = "classes",
-                  test_fraction: float = 0.2, seed: int = 0,
-                  train_classes: int | Sequence[int] | None = None) -> SplitSource:
+def load_ucmerced(
+    root: Path,
+    *,
+    key: str = UCMERCED_KEY,
+    file: str = DEFAULT_FILE,
+    protocol: str = "classes",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    train_classes: int | Sequence[int] | None = None,
+) -> SplitSource:
     """UC Merced features; labels 0-15 (the sorted class folders), class names from ``fnames``.
 
     ``protocol="classes"``: the class-disjoint DML split (first half of the classes, or ``train_classes``, on the
@@ -141,5 +174,7 @@ def load_ucmerced(root: Path, *, key: str = UCMERCED_KEY, file: str = DEFAULT_FI
     if protocol == "scenes":
         if train_classes is not None:
             raise ValueError("train_classes is for protocol='classes'; protocol='scenes' keeps every class")
-        return SplitSource(ds, stratified_mask(ds.labels, test_fraction=test_fraction, seed=seed), by_class=False)
+        return SplitSource(
+            ds, stratified_mask(ds.labels, test_fraction=test_fraction, seed=seed), by_class=False
+        )
     return SplitSource(ds, first_classes(ds, train_classes))

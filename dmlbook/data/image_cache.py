@@ -12,6 +12,7 @@ Memory: ``3 * H * W`` bytes per image, e.g. about 73 kB for a 128 x 190 Cars196-
 to, the cached and the uncached evaluation inputs are identical; random crops are resized by torch instead of
 PIL (both bilinear, antialiased), so augmented training inputs differ from the uncached ones by rounding only.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,8 +59,9 @@ class CachedImages(ImageDataset):
         return super().__repr__()[:-1] + f", cached={self.nbytes() / 2**20:.0f} MiB)"
 
 
-def cache_images(dataset: ImageDataset, *, max_shorter_side: int | None = None,
-                 progress: bool = False) -> CachedImages:
+def cache_images(
+    dataset: ImageDataset, *, max_shorter_side: int | None = None, progress: bool = False
+) -> CachedImages:
     """Decode every image of ``dataset`` once; see the module docstring.
 
     Args:
@@ -73,9 +75,12 @@ def cache_images(dataset: ImageDataset, *, max_shorter_side: int | None = None,
         a :class:`CachedImages` with the same samples, labels, classes, meta and transform.
     """
     if not isinstance(dataset, ImageDataset):
-        raise TypeError(f"dataset must be an ImageDataset (images decoded from files); got {type(dataset).__name__}")
-    if max_shorter_side is not None and (isinstance(max_shorter_side, bool) or not isinstance(max_shorter_side, int)
-                                         or max_shorter_side < 1):
+        raise TypeError(
+            f"dataset must be an ImageDataset (images decoded from files); got {type(dataset).__name__}"
+        )
+    if max_shorter_side is not None and (
+        isinstance(max_shorter_side, bool) or not isinstance(max_shorter_side, int) or max_shorter_side < 1
+    ):
         raise ValueError(f"max_shorter_side must be a positive int or None; got {max_shorter_side!r}")
     if isinstance(dataset, CachedImages) and dataset.max_shorter_side == max_shorter_side:
         return dataset

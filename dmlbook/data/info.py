@@ -1,4 +1,5 @@
 """Plain metadata about each registered dataset: where it comes from and sensible training defaults."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -28,6 +28,7 @@ Metadata: ``class_ids`` are the official character ids, ``class_names`` are ``"A
 ``meta`` holds ``alphabet``, ``drawer`` (1-20) and ``part`` (``"background"``/``"evaluation"``) per sample;
 :func:`class_alphabets` gives the alphabet of each class.
 """
+
 from __future__ import annotations
 
 import functools
@@ -82,27 +83,52 @@ PARTS = ("background", "evaluation")
 EMBEDDED_FILE = "omniglot28.npz"
 _RAW = _REPO + "/raw/master/python/"
 # MD5 of the official zips (as published by torchvision's Omniglot dataset); re-encoded copies differ
-_MD5 = {"images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",
-        "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811"}
-_CITATION = ("B. M. Lake, R. Salakhutdinov, J. B. Tenenbaum. Human-level concept learning through probabilistic "
-             "program induction. Science 350(6266):1332-1338, 2015.")
-_SPLIT = ("964 background characters (30 alphabets) train, 659 evaluation characters (20 alphabets) test; "
-          "val holds out whole background alphabets")
+_MD5 = {
+    "images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",
+    "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811",
+}
+_CITATION = (
+    "B. M. Lake, R. Salakhutdinov, J. B. Tenenbaum. Human-level concept learning through probabilistic "
+    "program induction. Science 350(6266):1332-1338, 2015."
+)
+_SPLIT = (
+    "964 background characters (30 alphabets) train, 659 evaluation characters (20 alphabets) test; "
+    "val holds out whole background alphabets"
+)
 
 INFO = DatasetInfo(
-    name="omniglot", title="Omniglot (handwritten characters of 50 alphabets)",
-    input_kind="gray28", input_shape=(1, EMBEDDED_SIZE, EMBEDDED_SIZE), num_classes=1623, split=_SPLIT,
-    embedding_dim=64, batch_p=32, batch_k=4, source="download", url=_REPO + " (folder python/)",
-    license="MIT (c) 2015 Brenden Lake", citation=_CITATION, folders=("omniglot", "omniglot-py", "Omniglot"),
+    name="omniglot",
+    title="Omniglot (handwritten characters of 50 alphabets)",
+    input_kind="gray28",
+    input_shape=(1, EMBEDDED_SIZE, EMBEDDED_SIZE),
+    num_classes=1623,
+    split=_SPLIT,
+    embedding_dim=64,
+    batch_p=32,
+    batch_k=4,
+    source="download",
+    url=_REPO + " (folder python/)",
+    license="MIT (c) 2015 Brenden Lake",
+    citation=_CITATION,
+    folders=("omniglot", "omniglot-py", "Omniglot"),
     files=tuple(RemoteFile(_RAW + name, name, md5=md5) for name, md5 in _MD5.items()),
     manual="Or: git clone https://github.com/brendenlake/omniglot and pass root=<clone>/python. The zips are "
-           "read as they are (no need to extract them); the extracted images_background/ and "
-           "images_evaluation/ folders work too.",
+    "read as they are (no need to extract them); the extracted images_background/ and "
+    "images_evaluation/ folders work too.",
 )
 EMBEDDED_INFO = DatasetInfo(
-    name="omniglot_embedded", title="Omniglot at 28x28, binarised (ships with dmlbook)",
-    input_kind="gray28", input_shape=(1, EMBEDDED_SIZE, EMBEDDED_SIZE), num_classes=1623, split=_SPLIT,
-    embedding_dim=64, batch_p=32, batch_k=4, source="package", url=_REPO, license="MIT (c) 2015 Brenden Lake",
+    name="omniglot_embedded",
+    title="Omniglot at 28x28, binarised (ships with dmlbook)",
+    input_kind="gray28",
+    input_shape=(1, EMBEDDED_SIZE, EMBEDDED_SIZE),
+    num_classes=1623,
+    split=_SPLIT,
+    embedding_dim=64,
+    batch_p=32,
+    batch_k=4,
+    source="package",
+    url=_REPO,
+    license="MIT (c) 2015 Brenden Lake",
     citation=_CITATION,
 )
 
@@ -141,11 +167,15 @@ def _zip_members(source: Path, part: str) -> tuple[list[str], list[bytes]]:
             if not match or match.group(1) != part:
                 continue
             head = info.header_offset
-            if buf[head:head + 4] != b"PK\x03\x04":
+            if buf[head : head + 4] != b"PK\x03\x04":
                 raise zipfile.BadZipFile(f"bad local header of {info.filename}")
-            start = head + 30 + int.from_bytes(buf[head + 26:head + 28], "little") + int.from_bytes(
-                buf[head + 28:head + 30], "little")
-            data = buf[start:start + info.compress_size]
+            start = (
+                head
+                + 30
+                + int.from_bytes(buf[head + 26 : head + 28], "little")
+                + int.from_bytes(buf[head + 28 : head + 30], "little")
+            )
+            data = buf[start : start + info.compress_size]
             if info.compress_type == zipfile.ZIP_DEFLATED:
                 data = zlib.decompress(data, -15)
             elif info.compress_type != zipfile.ZIP_STORED:
@@ -196,15 +226,26 @@ def _class_table(cols: dict[str, np.ndarray], where: Path) -> tuple[np.ndarray, 
     clash = np.flatnonzero((names[label] != cols["folder"]) | (part[label] != cols["part"]))
     if clash.size:
         i = clash[0]
-        raise _damaged(where, f"character id {cols['class_id'][i]:04d} appears in {names[label[i]]} and in "
-                              f"{cols['folder'][i]}; each character folder must hold one id")
+        raise _damaged(
+            where,
+            f"character id {cols['class_id'][i]:04d} appears in {names[label[i]]} and in "
+            f"{cols['folder'][i]}; each character folder must hold one id",
+        )
     if len(np.unique(names)) != len(names):
         raise _damaged(where, "a character folder holds images of several ids")
     return ids, names, part
 
 
-def _assemble(images: np.ndarray, class_id: np.ndarray, drawer: np.ndarray, class_ids: np.ndarray,
-              class_names: np.ndarray, class_part: np.ndarray, *, info: DatasetInfo) -> SplitSource:
+def _assemble(
+    images: np.ndarray,
+    class_id: np.ndarray,
+    drawer: np.ndarray,
+    class_ids: np.ndarray,
+    class_names: np.ndarray,
+    class_part: np.ndarray,
+    *,
+    info: DatasetInfo,
+) -> SplitSource:
     """The dataset, sorted by (class id, drawer), with the background characters on the train side and the
     alphabets as the groups of the validation carve-out."""
     order = np.lexsort((drawer, class_id))
@@ -212,20 +253,31 @@ def _assemble(images: np.ndarray, class_id: np.ndarray, drawer: np.ndarray, clas
     class_alphabet = np.asarray([str(n).split("/")[0] for n in class_names])
     alphabet, part = class_alphabet[labels], np.asarray(class_part)[labels]
     data = torch.from_numpy(np.ascontiguousarray(images[order]))[:, None]  # (N, 1, s, s) uint8, ink = 255
-    ds = DMLDataset(data, labels, class_ids=class_ids, class_names=[str(n) for n in class_names],
-                    meta={"alphabet": alphabet, "drawer": drawer[order].astype(np.int64), "part": part},
-                    name=info.name, info=info)
+    ds = DMLDataset(
+        data,
+        labels,
+        class_ids=class_ids,
+        class_names=[str(n) for n in class_names],
+        meta={"alphabet": alphabet, "drawer": drawer[order].astype(np.int64), "part": part},
+        name=info.name,
+        info=info,
+    )
     return SplitSource(ds, part == "background", groups=alphabet)
 
 
-def _decode_part(source: Path, part: str, image_size: int, binarize: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _decode_part(
+    source: Path, part: str, image_size: int, binarize: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     names, blobs = _read_part(source, part)
-    return _parse(names, source), _downsample_packed(_decode_packed(blobs, names, source), image_size, binarize)
+    return _parse(names, source), _downsample_packed(
+        _decode_packed(blobs, names, source), image_size, binarize
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _decode_zip(path: str, stamp: tuple[int, int], part: str, image_size: int, binarize: bool
-                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _decode_zip(
+    path: str, stamp: tuple[int, int], part: str, image_size: int, binarize: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """:func:`_decode_part` of a zip, kept for the process (``stamp``: size and mtime, so a replaced file is
     read again): loading train, val and test decodes each zip once."""
     del stamp
@@ -247,15 +299,23 @@ def load(folder: Path, *, image_size: int = EMBEDDED_SIZE, binarize: bool = True
             raise not_found(INFO.name, folder, f"images_{part}.zip", where=INFO.how_to_get())
         if source.is_file():
             stat = source.stat()
-            cols, images = _decode_zip(str(source.resolve()), (stat.st_size, stat.st_mtime_ns), part, image_size,
-                                       binarize)
+            cols, images = _decode_zip(
+                str(source.resolve()), (stat.st_size, stat.st_mtime_ns), part, image_size, binarize
+            )
         else:
             cols, images = _decode_part(source, part, image_size, binarize)
         parts.append((cols, images))
     cols = {k: np.concatenate([c[k] for c, _ in parts]) for k in parts[0][0]}
     class_ids, class_names, class_part = _class_table(cols, folder)
-    return _assemble(np.concatenate([im for _, im in parts]), cols["class_id"], cols["drawer"], class_ids,
-                     class_names, class_part, info=INFO)
+    return _assemble(
+        np.concatenate([im for _, im in parts]),
+        cols["class_id"],
+        cols["drawer"],
+        class_ids,
+        class_names,
+        class_part,
+        info=INFO,
+    )
 
 
 def class_alphabets(dataset: DMLDataset) -> list[str]:
@@ -273,8 +333,9 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     with zipfile.ZipFile(buf, "w") as archive:
         for key in sorted(arrays):
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), version=(1, 0),
-                                      allow_pickle=False)
+            np.lib.format.write_array(
+                member, np.ascontiguousarray(arrays[key]), version=(1, 0), allow_pickle=False
+            )
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type, info.create_system, info.external_attr = zipfile.ZIP_DEFLATED, 3, 0o644 << 16
             archive.writestr(info, member.getvalue(), compresslevel=9)
@@ -291,14 +352,16 @@ def build_embedded(folder: str | Path) -> bytes:
     ds = load(Path(folder), image_size=EMBEDDED_SIZE, binarize=True).dataset
     bits = ds.data.numpy().reshape(len(ds), -1) > 127  # (N, 784)
     first = np.unique(ds.labels, return_index=True)[1]  # (C,) the first image of each class
-    return _npz_bytes({
-        "pixels": np.packbits(bits, axis=1),
-        "class_id": ds.class_ids[ds.labels].astype(np.int16),
-        "drawer": ds.meta["drawer"].astype(np.uint8),
-        "class_ids": ds.class_ids.astype(np.int16),
-        "class_names": np.asarray(ds.class_names, dtype=str),
-        "class_part": (ds.meta["part"][first] == "evaluation").astype(np.uint8),
-    })
+    return _npz_bytes(
+        {
+            "pixels": np.packbits(bits, axis=1),
+            "class_id": ds.class_ids[ds.labels].astype(np.int16),
+            "drawer": ds.meta["drawer"].astype(np.uint8),
+            "class_ids": ds.class_ids.astype(np.int16),
+            "class_names": np.asarray(ds.class_names, dtype=str),
+            "class_part": (ds.meta["part"][first] == "evaluation").astype(np.uint8),
+        }
+    )
 
 
 def embedded_path() -> resources.abc.Traversable:
@@ -321,26 +384,40 @@ def read_embedded(blob: bytes | None = None) -> SplitSource:
     if blob is None:
         blob = embedded_path().read_bytes()
         if hashlib.sha256(blob).hexdigest() != embedded_sha256():
-            raise _damaged(embedded_path(), "SHA-256 differs from embedded/SHA256SUMS; reinstall dmlbook or rebuild "
-                                            "it with scripts/build_omniglot_subset.py")
+            raise _damaged(
+                embedded_path(),
+                "SHA-256 differs from embedded/SHA256SUMS; reinstall dmlbook or rebuild "
+                "it with scripts/build_omniglot_subset.py",
+            )
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     n = len(arrays["class_id"])
     bits = np.unpackbits(arrays["pixels"], axis=1, count=EMBEDDED_SIZE * EMBEDDED_SIZE)  # (N, 784)
     images = (bits * np.uint8(255)).reshape(n, EMBEDDED_SIZE, EMBEDDED_SIZE)  # (N, 28, 28)
     part = np.where(arrays["class_part"] == 1, "evaluation", "background")
-    return _assemble(images, arrays["class_id"].astype(np.int64), arrays["drawer"].astype(np.int64),
-                     arrays["class_ids"].astype(np.int64), arrays["class_names"], part, info=EMBEDDED_INFO)
+    return _assemble(
+        images,
+        arrays["class_id"].astype(np.int64),
+        arrays["drawer"].astype(np.int64),
+        arrays["class_ids"].astype(np.int64),
+        arrays["class_names"],
+        part,
+        info=EMBEDDED_INFO,
+    )
 
 
-def load_embedded(folder: object = None, *, image_size: int = EMBEDDED_SIZE, binarize: bool = True) -> SplitSource:
+def load_embedded(
+    folder: object = None, *, image_size: int = EMBEDDED_SIZE, binarize: bool = True
+) -> SplitSource:
     """The Omniglot copy that ships with dmlbook: all 32,460 images, 28x28, binarised (no files needed).
 
     ``image_size`` and ``binarize`` exist so that code switching between ``omniglot`` and ``omniglot_embedded``
     keeps working; only the stored setting (28, True) is available here.
     """
     if check_int(image_size, "image_size", 1) != EMBEDDED_SIZE or not check_flag(binarize, "binarize"):
-        raise ValueError(f"omniglot_embedded holds 28x28 binarised images only (got image_size={image_size}, "
-                         f"binarize={binarize}); other settings need the official zips: "
-                         "load_dataset('omniglot', image_size=..., binarize=...)")
+        raise ValueError(
+            f"omniglot_embedded holds 28x28 binarised images only (got image_size={image_size}, "
+            f"binarize={binarize}); other settings need the official zips: "
+            "load_dataset('omniglot', image_size=..., binarize=...)"
+        )
     return read_embedded()

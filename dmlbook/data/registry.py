@@ -5,6 +5,7 @@ of the dataset under the data home (``$DMLBOOK_DATA``, or ``./data`` when it is 
 (e.g. Debian's ``/usr/share/datasets/fashion-mnist``). Nothing is ever downloaded here; missing data raises
 :class:`~dmlbook.data.errors.DatasetNotFoundError` naming the folder, the missing file and how to get it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -95,8 +96,11 @@ def find_root(name: str, root: str | os.PathLike | None = None, **kwargs: Any) -
     info = entry.info
     candidates = candidate_dirs(info.name, root)
     if not candidates:
-        raise DatasetNotFoundError(f"dataset {info.name!r} has no default folder: pass root=...\n{info.how_to_get()}",
-                                   dataset=info.name, missing="root")
+        raise DatasetNotFoundError(
+            f"dataset {info.name!r} has no default folder: pass root=...\n{info.how_to_get()}",
+            dataset=info.name,
+            missing="root",
+        )
     problems = [(d, _call(entry.check, d, **kwargs)) for d in candidates]
     for d, missing in problems:
         if d.exists() and missing is None:
@@ -128,8 +132,10 @@ def _check_loader_arguments(name: str, load: Callable[..., Any], kwargs: dict[st
     unknown = ", ".join(repr(k) for k in sorted(set(kwargs) - set(accepted)))
     if unknown:
         own = f"its loader accepts: {', '.join(accepted)}" if accepted else "its loader takes no arguments"
-        raise TypeError(f"dataset {name!r} does not take {unknown}; {own} (besides load_dataset's "
-                        f"{', '.join(_LOAD_DATASET_ARGS)})")
+        raise TypeError(
+            f"dataset {name!r} does not take {unknown}; {own} (besides load_dataset's "
+            f"{', '.join(_LOAD_DATASET_ARGS)})"
+        )
 
 
 def _damaged(name: str, folder: Path | None, err: BaseException) -> Exception:
@@ -146,13 +152,21 @@ def _damaged(name: str, folder: Path | None, err: BaseException) -> Exception:
     if bad:
         damaged = "; ".join(f"{s.path} is {s.note}" for s in bad)
         return DamagedFileError(f"dataset {name!r}: {damaged}; {fix}", path=bad[0].path)
-    return DamagedFileError(f"dataset {name!r}: a compressed file in {folder} is damaged "
-                            f"({type(err).__name__}: {err}); {fix}")
+    return DamagedFileError(
+        f"dataset {name!r}: a compressed file in {folder} is damaged ({type(err).__name__}: {err}); {fix}"
+    )
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", *,
-                 val_fraction: float = 0.2, seed: int = 0, transform: Callable[[Any], Any] | None = None,
-                 **kwargs: Any) -> DMLDataset:
+def load_dataset(
+    name: str,
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    transform: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
+) -> DMLDataset:
     """Load a registered dataset's ``split`` as a :class:`DMLDataset`.
 
     Args:

@@ -21,6 +21,7 @@ Conventions (all tested):
 
 Use it as ``DataLoader(dataset, batch_sampler=PKSampler(dataset.labels, p=8, k=4))``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -39,7 +40,9 @@ def _labels_array(labels: Any) -> np.ndarray:
         labels = labels.cpu().numpy()
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be a 1-D integer array (or a dataset with .labels); got dtype {labels.dtype}")
+        raise TypeError(
+            f"labels must be a 1-D integer array (or a dataset with .labels); got dtype {labels.dtype}"
+        )
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D with one label per sample; got shape {labels.shape}")
     return labels
@@ -80,14 +83,18 @@ class PKSampler(Sampler[list[int]]):
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be < num_replicas ({self.num_replicas}); got {self.rank}")
         if self.p % self.num_replicas:
-            raise ValueError(f"p ({self.p}) must be divisible by num_replicas ({self.num_replicas}) so that each rank "
-                             "gets whole classes")
+            raise ValueError(
+                f"p ({self.p}) must be divisible by num_replicas ({self.num_replicas}) so that each rank "
+                "gets whole classes"
+            )
         classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         eligible = counts >= 2
         self.num_excluded = int((~eligible).sum())
         if eligible.sum() < self.p:
-            raise ValueError(f"PKSampler needs at least p={self.p} classes with >= 2 samples; the labels have "
-                             f"{int(eligible.sum())} such classes (of {len(classes)})")
+            raise ValueError(
+                f"PKSampler needs at least p={self.p} classes with >= 2 samples; the labels have "
+                f"{int(eligible.sum())} such classes (of {len(classes)})"
+            )
         order = np.argsort(inverse, kind="stable")
         groups = np.split(order, np.cumsum(counts)[:-1])
         self.class_indices = [g for g, ok in zip(groups, eligible) if ok]

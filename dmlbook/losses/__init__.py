@@ -5,6 +5,7 @@ and explain themselves through ``loss_fn.details(embeddings, labels)`` (per-pair
 per-pair gradient; for the proxy losses, :class:`ProxyLoss`, the same per sample–proxy pair on a (B, P) grid).
 ``build_loss(name, **kwargs)`` creates one by the name the command line uses.
 """
+
 from __future__ import annotations
 
 from .._checks import check_choice

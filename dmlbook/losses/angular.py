@@ -1,4 +1,5 @@
 """Angular loss (Wang, Zhou, Wen, Liu & Lin, *Deep Metric Learning with Angular Loss*, ICCV 2017), in PML's form."""
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,9 @@ class AngularLoss(MetricLoss):
             return LossResult(loss)
         return LossResult(loss, self._weights(s.detach(), logits.detach(), keep, anchor, positive))
 
-    def _weights(self, s: Tensor, logits: Tensor, keep: Tensor, anchor: Tensor, positive: Tensor) -> PairWeights:
+    def _weights(
+        self, s: Tensor, logits: Tensor, keep: Tensor, anchor: Tensor, positive: Tensor
+    ) -> PairWeights:
         w_pos, w_neg = torch.zeros_like(s), torch.zeros_like(s)  # (B, B) each
         satisfied = int(anchor.numel())
         if anchor.numel() > 0 and bool(keep.any()):

@@ -7,6 +7,7 @@ of the L2-normalised embeddings, and the positive/negative masks) and hands it t
 (:class:`dmlbook.mining.PairWeights`), and ``|∂L/∂m_ij|`` for every pair — the share of the gradient each pair
 carries.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,8 +80,9 @@ def check_loss_input(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor
     return embeddings, labels if labels.dtype == torch.int64 else labels.long()
 
 
-def check_margin(value: float, name: str, *, why: str = "it is a margin on distances, which are never negative"
-                 ) -> float:
+def check_margin(
+    value: float, name: str, *, why: str = "it is a margin on distances, which are never negative"
+) -> float:
     """A margin: a finite number >= 0. Raises ValueError naming ``name`` and saying ``why`` a negative one makes
     no sense."""
     value = check_real(value, name)
@@ -175,5 +177,9 @@ class MetricLoss(nn.Module):
             else:
                 grad = None
         grad = torch.zeros_like(matrix) if grad is None else grad.abs()
-        assert result.weights is not None, f"{type(self).__name__}.compute must fill weights when details=True"
-        return LossDetails(result.loss.detach(), result.weights, grad.detach(), matrix.detach(), self.matrix_kind)
+        assert result.weights is not None, (
+            f"{type(self).__name__}.compute must fill weights when details=True"
+        )
+        return LossDetails(
+            result.loss.detach(), result.weights, grad.detach(), matrix.detach(), self.matrix_kind
+        )

@@ -15,6 +15,7 @@ variants then share the same classifier, so an ablation changes only the metric 
 
 The classifier sees the raw embeddings (not normalised); the metric losses normalise inside.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -61,8 +62,10 @@ class HybridLoss(nn.Module):
     ) -> None:
         super().__init__()
         if metric is not None and not isinstance(metric, nn.Module):
-            raise TypeError(f"metric must be a loss module (e.g. TripletMarginLoss()) or None; "
-                            f"got {type(metric).__name__}")
+            raise TypeError(
+                f"metric must be a loss module (e.g. TripletMarginLoss()) or None; "
+                f"got {type(metric).__name__}"
+            )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2; got {num_classes!r}")
         self.metric = metric
@@ -70,7 +73,9 @@ class HybridLoss(nn.Module):
         self.ce_weight = check_positive(ce_weight, "ce_weight", allow_zero=True)
         self.metric_weight = check_positive(metric_weight, "metric_weight", allow_zero=True)
         if metric is None and self.ce_weight == 0:
-            raise ValueError("ce_weight=0 with metric=None leaves nothing to train; give a metric or ce_weight > 0")
+            raise ValueError(
+                "ce_weight=0 with metric=None leaves nothing to train; give a metric or ce_weight > 0"
+            )
         self.label_smoothing = check_fraction(label_smoothing, "label_smoothing")
         if pass_logits is None:
             takes_logits = metric is not None and "logits" in inspect.signature(metric.forward).parameters
@@ -111,5 +116,7 @@ class HybridLoss(nn.Module):
         return loss
 
     def extra_repr(self) -> str:
-        return (f"ce_weight={self.ce_weight}, metric_weight={self.metric_weight}, pass_logits={self.pass_logits}, "
-                f"label_smoothing={self.label_smoothing}")
+        return (
+            f"ce_weight={self.ce_weight}, metric_weight={self.metric_weight}, pass_logits={self.pass_logits}, "
+            f"label_smoothing={self.label_smoothing}"
+        )

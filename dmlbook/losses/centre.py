@@ -7,6 +7,7 @@ the abstract (joint supervision of cross-entropy and a "center-based structured 
 during training; "decrease the variance between each feature and its centre, increase the variance between
 centres") and the authors' earlier use of the lifted structured loss.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,9 @@ PREDICT_BY = ("classifier", "centre")
 
 def squared_distances_to(x: Tensor, centres: Tensor) -> Tensor:
     """``‖x_i − c_k‖²`` for rows of ``x`` (N, D) and ``centres`` (C, D) -> (N, C), clamped at 0 against rounding."""
-    return ((x * x).sum(dim=1, keepdim=True) + (centres * centres).sum(dim=1) - 2.0 * x @ centres.T).clamp_min(0.0)
+    return (
+        (x * x).sum(dim=1, keepdim=True) + (centres * centres).sum(dim=1) - 2.0 * x @ centres.T
+    ).clamp_min(0.0)
 
 
 def squared_centre_distances(centres: Tensor) -> Tensor:
@@ -122,7 +125,9 @@ class CentreStructuredLoss(MetricLoss):
             "inter": check_positive(inter_weight, "inter_weight", allow_zero=True),
         }
         if not any(self.term_weights.values()):
-            raise ValueError("at least one of ce_weight, lifted_weight, intra_weight, inter_weight must be > 0")
+            raise ValueError(
+                "at least one of ce_weight, lifted_weight, intra_weight, inter_weight must be > 0"
+            )
         self.inter_margin = check_positive(inter_margin, "inter_margin")
         self.centre_update = check_choice(centre_update, CENTRE_UPDATES, "centre_update")
         self.centre_rate = check_fraction(centre_rate, "centre_rate")
@@ -138,8 +143,10 @@ class CentreStructuredLoss(MetricLoss):
     # --- the four terms -------------------------------------------------------------------------------------
     def _check_batch(self, embeddings: Tensor, labels: Tensor) -> None:
         if embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
-                             f"got {embeddings.shape[1]}")
+            raise ValueError(
+                f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
+                f"got {embeddings.shape[1]}"
+            )
         check_class_range(labels, self.num_classes, "labels")
 
     def _ema_centres(self, x: Tensor, labels: Tensor) -> Tensor:
@@ -150,8 +157,9 @@ class CentreStructuredLoss(MetricLoss):
         delta = (counts.unsqueeze(1) * c - sums) / (1.0 + counts).unsqueeze(1)  # (C, D)
         return c - self.centre_rate * delta  # (C, D)
 
-    def _terms(self, pairs: Pairs, *, details: bool = False) -> tuple[dict[str, Tensor], Tensor | None,
-                                                                        PairWeights | None]:
+    def _terms(
+        self, pairs: Pairs, *, details: bool = False
+    ) -> tuple[dict[str, Tensor], Tensor | None, PairWeights | None]:
         """The unweighted terms, the EMA-updated centres (or None) and, with ``details``, the lifted weights."""
         x = F.normalize(pairs.embeddings, dim=1)  # (B, D) f̂
         labels = pairs.labels  # (B,)
@@ -173,7 +181,9 @@ class CentreStructuredLoss(MetricLoss):
 
     def _total(self, terms: dict[str, Tensor]) -> Tensor:
         """``Σ weight · term`` over the terms whose weight is not 0."""
-        return torch.stack([self.term_weights[k] * terms[k] for k in TERMS if self.term_weights[k] != 0]).sum()
+        return torch.stack(
+            [self.term_weights[k] * terms[k] for k in TERMS if self.term_weights[k] != 0]
+        ).sum()
 
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
         embeddings, labels = check_loss_input(embeddings, labels)
@@ -189,8 +199,14 @@ class CentreStructuredLoss(MetricLoss):
         self._check_batch(pairs.embeddings, pairs.labels)
         terms, _, weights = self._terms(pairs, details=details)
         if weights is not None:
-            weights = PairWeights(self.method, weights.positive, weights.negative, weights.num_trivial,
-                                  weights.num_candidates, weights.unit)
+            weights = PairWeights(
+                self.method,
+                weights.positive,
+                weights.negative,
+                weights.num_trivial,
+                weights.num_candidates,
+                weights.unit,
+            )
         return LossResult(self._total(terms), weights)
 
     def terms(self, embeddings: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -218,8 +234,10 @@ class CentreStructuredLoss(MetricLoss):
         """``f̂`` (N, D) of (N, D) embeddings, in the loss's dtype and on its device."""
         embeddings = check_embeddings(embeddings, min_samples=1)
         if embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
-                             f"got {embeddings.shape[1]}")
+            raise ValueError(
+                f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
+                f"got {embeddings.shape[1]}"
+            )
         return F.normalize(embeddings.to(self.centres), dim=1)  # (N, D)
 
     def _classify(self, x: Tensor) -> Tensor:
@@ -241,6 +259,8 @@ class CentreStructuredLoss(MetricLoss):
 
     def extra_repr(self) -> str:
         w = ", ".join(f"{k}_weight={v}" for k, v in self.term_weights.items())
-        return (f"num_classes={self.num_classes}, embedding_dim={self.embedding_dim}, {w}, "
-                f"inter_margin={self.inter_margin}, centre_update={self.centre_update!r}, "
-                f"centre_rate={self.centre_rate}")
+        return (
+            f"num_classes={self.num_classes}, embedding_dim={self.embedding_dim}, {w}, "
+            f"inter_margin={self.inter_margin}, centre_update={self.centre_update!r}, "
+            f"centre_rate={self.centre_rate}"
+        )

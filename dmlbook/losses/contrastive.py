@@ -1,4 +1,5 @@
 """Contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006), in PML's form."""
+
 from __future__ import annotations
 
 import torch

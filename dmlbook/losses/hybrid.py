@@ -8,6 +8,7 @@ predict the classes, and the training loss is the "hybrid loss" = triplet loss +
 public; the equations below are **our reconstruction**, and so are the defaults (squared
 distances between L2-normalised embeddings, margin 0.2, equal weights, batch-hard mining).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -91,10 +92,14 @@ class HybridTripletLoss(MetricLoss):
         self.squared = check_flag(squared, "squared")
         self.normalize_classifier_input = check_flag(normalize_classifier_input, "normalize_classifier_input")
         if (num_classes is None) != (embedding_dim is None):
-            raise ValueError("give both num_classes and embedding_dim for the loss's own classifier, or neither")
+            raise ValueError(
+                "give both num_classes and embedding_dim for the loss's own classifier, or neither"
+            )
         self.classifier: LinearClassifier | None = None
         if num_classes is not None:
-            self.classifier = LinearClassifier(check_int(embedding_dim, "embedding_dim"), check_int(num_classes, "num_classes"))
+            self.classifier = LinearClassifier(
+                check_int(embedding_dim, "embedding_dim"), check_int(num_classes, "num_classes")
+            )
         self.method = self.triplet.method
         self.last_terms: dict[str, float] = {}
 
@@ -124,8 +129,10 @@ class HybridTripletLoss(MetricLoss):
     def logits(self, embeddings: Tensor) -> Tensor:
         """Class scores of the own classifier: (B, D) -> (B, K)."""
         if self.classifier is None:
-            raise ValueError("this HybridTripletLoss has no classifier: construct it with num_classes=... and "
-                             "embedding_dim=... (or pass logits= to the call)")
+            raise ValueError(
+                "this HybridTripletLoss has no classifier: construct it with num_classes=... and "
+                "embedding_dim=... (or pass logits= to the call)"
+            )
         inputs = F.normalize(embeddings, dim=1) if self.normalize_classifier_input else embeddings  # (B, D)
         weight = self.classifier.fc.weight
         if inputs.dtype != weight.dtype:  # e.g. float64 embeddings, float32 classifier: compute in its dtype
@@ -140,15 +147,18 @@ class HybridTripletLoss(MetricLoss):
         n = pairs.labels.shape[0]
         if self.classifier is not None:
             if logits is not None:
-                raise ValueError("this HybridTripletLoss has its own classifier (num_classes=...); do not also "
-                                 "pass logits")
+                raise ValueError(
+                    "this HybridTripletLoss has its own classifier (num_classes=...); do not also pass logits"
+                )
             check_class_range(pairs.labels, self.classifier.num_classes, "labels")
             logits = self.logits(pairs.embeddings)  # (B, K)
         elif logits is None:
             if self.ce_weight == 0:
                 return None
-            raise ValueError("HybridTripletLoss needs class scores for its cross-entropy: pass logits= (shape "
-                             "(batch, num_classes)) or construct it with num_classes=... and embedding_dim=...")
+            raise ValueError(
+                "HybridTripletLoss needs class scores for its cross-entropy: pass logits= (shape "
+                "(batch, num_classes)) or construct it with num_classes=... and embedding_dim=..."
+            )
         else:
             logits = check_logits(logits, n)
             check_class_range(pairs.labels, logits.shape[1], "labels")
@@ -165,14 +175,18 @@ class HybridTripletLoss(MetricLoss):
             loss = loss + self.triplet_weight * triplet.loss
         if ce is not None and self.ce_weight > 0:
             loss = loss + self.ce_weight * ce
-        self.last_terms = {"triplet": float(triplet.loss.detach()) if triplet is not None else float("nan"),
-                           "ce": float(ce.detach()) if ce is not None else float("nan")}
+        self.last_terms = {
+            "triplet": float(triplet.loss.detach()) if triplet is not None else float("nan"),
+            "ce": float(ce.detach()) if ce is not None else float("nan"),
+        }
         return LossResult(loss, triplet.weights if details and triplet is not None else None)
 
     def extra_repr(self) -> str:
-        return (f"margin={self.margin}, triplet_weight={self.triplet_weight}, ce_weight={self.ce_weight}, "
-                f"mining={self.mining!r}, squared={self.squared}, "
-                f"normalize_classifier_input={self.normalize_classifier_input}")
+        return (
+            f"margin={self.margin}, triplet_weight={self.triplet_weight}, ce_weight={self.ce_weight}, "
+            f"mining={self.mining!r}, squared={self.squared}, "
+            f"normalize_classifier_input={self.normalize_classifier_input}"
+        )
 
 
 __all__ = ["TRIPLET_MINING", "HybridTripletLoss"]

@@ -1,4 +1,5 @@
 """Lifted structured loss (Oh Song, Xiang, Jegelka & Savarese, CVPR 2016), in PML's form."""
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """Additive-margin softmax losses: ArcFace (Deng, Guo, Xue & Zafeiriou, *ArcFace: Additive Angular Margin Loss for
 Deep Face Recognition*, CVPR 2019) and CosFace (Wang, Wang, Zhou, Ji, Gong, Zhou, Li & Liu, *CosFace: Large
 Margin Cosine Loss for Deep Face Recognition*, CVPR 2018)."""
+
 from __future__ import annotations
 
 import math
@@ -75,11 +76,15 @@ class ArcFaceLoss(_MarginSoftmax):
 
     method = "arcface"
 
-    def __init__(self, *, num_classes: int, embedding_dim: int, margin: float = 0.5, scale: float = 64.0) -> None:
+    def __init__(
+        self, *, num_classes: int, embedding_dim: int, margin: float = 0.5, scale: float = 64.0
+    ) -> None:
         super().__init__(num_classes, embedding_dim, margin, scale)
         if self.margin > math.pi / 2:
-            raise ValueError(f"margin is an angle in radians and must be in [0, π/2]; got {self.margin} "
-                             f"(PML's ArcFaceLoss takes degrees: use margin=math.radians({self.margin}))")
+            raise ValueError(
+                f"margin is an angle in radians and must be in [0, π/2]; got {self.margin} "
+                f"(PML's ArcFaceLoss takes degrees: use margin=math.radians({self.margin}))"
+            )
 
     def _target(self, c: Tensor) -> tuple[Tensor, Tensor]:
         cos_m, sin_m = math.cos(self.margin), math.sin(self.margin)
@@ -113,7 +118,9 @@ class CosFaceLoss(_MarginSoftmax):
 
     method = "cosface"
 
-    def __init__(self, *, num_classes: int, embedding_dim: int, margin: float = 0.35, scale: float = 64.0) -> None:
+    def __init__(
+        self, *, num_classes: int, embedding_dim: int, margin: float = 0.35, scale: float = 64.0
+    ) -> None:
         super().__init__(num_classes, embedding_dim, margin, scale)
 
     def _target(self, c: Tensor) -> tuple[Tensor, Tensor]:

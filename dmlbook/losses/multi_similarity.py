@@ -1,4 +1,5 @@
 """Multi-similarity loss (Wang, Han, Huang, Dong & Scott, CVPR 2019), in PML's form."""
+
 from __future__ import annotations
 
 import torch
@@ -12,7 +13,9 @@ from .base import LossResult, MetricLoss, Pairs, zero_loss
 def log1p_sum_exp(z: Tensor, mask: Tensor) -> Tensor:
     """Row-wise ``log(1 + Σ_{j: mask_ij} exp z_ij)``, stable; rows with no entry give 0. (B, B) → (B,)."""
     z = torch.where(mask, z, torch.full_like(z, float("-inf")))  # (B, B)
-    shift = z.detach().max(dim=1, keepdim=True).values.clamp(min=0.0)  # (B, 1) the shift cancels in the gradient
+    shift = (
+        z.detach().max(dim=1, keepdim=True).values.clamp(min=0.0)
+    )  # (B, 1) the shift cancels in the gradient
     total = torch.exp(z - shift).sum(dim=1, keepdim=True) + torch.exp(-shift)  # (B, 1)
     return (shift + total.log()).squeeze(1)  # (B,)
 
@@ -38,7 +41,12 @@ class MultiSimilarityLoss(MetricLoss):
     matrix_kind = "similarity"
 
     def __init__(
-        self, *, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, mining_epsilon: float | None = None
+        self,
+        *,
+        alpha: float = 2.0,
+        beta: float = 50.0,
+        base: float = 0.5,
+        mining_epsilon: float | None = None,
     ) -> None:
         super().__init__()
         self.alpha = check_positive(alpha, "alpha")

@@ -1,4 +1,5 @@
 """Normalised softmax (Zhai & Wu, *Classification is a Strong Baseline for Deep Metric Learning*, BMVC 2019)."""
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -1,5 +1,6 @@
 """N-pair loss (Sohn, *Improved Deep Metric Learning with Multi-class N-pair Loss Objective*, NeurIPS 2016), in PML's
 form."""
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,9 @@ def first_pairs(positive: Tensor) -> tuple[Tensor, Tensor]:
     """
     earlier = torch.tril(positive, diagonal=-1).any(dim=1)  # (B,) an earlier sample has the same label
     anchor = (positive.any(dim=1) & ~earlier).nonzero().squeeze(1)  # (K,) the first sample of each class
-    partner = positive[anchor].to(torch.uint8).argmax(dim=1)  # (K,) its first positive: the class's second sample
+    partner = (
+        positive[anchor].to(torch.uint8).argmax(dim=1)
+    )  # (K,) its first positive: the class's second sample
     return anchor, partner
 
 
@@ -74,7 +77,9 @@ class NPairsLoss(MetricLoss):
         self.negatives = check_choice(negatives, NPAIRS_NEGATIVES, "negatives")
 
     def compute(self, pairs: Pairs, *, details: bool, negatives: str | None = None) -> LossResult:
-        negatives = self.negatives if negatives is None else check_choice(negatives, NPAIRS_NEGATIVES, "negatives")
+        negatives = (
+            self.negatives if negatives is None else check_choice(negatives, NPAIRS_NEGATIVES, "negatives")
+        )
         s = pairs.matrix  # (B, B)
         anchor, positive = first_pairs(pairs.positive)  # (K,) each
         if negatives == "pairs":

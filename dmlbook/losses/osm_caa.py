@@ -4,6 +4,7 @@ Wang, Hua, Kodirov, Hu & Robertson, *Deep Metric Learning by Online Soft Mining 
 AAAI 2019 (arXiv 1811.01459), and its official Caffe code (commit ``d0bdc82``), whose differences from the paper
 are the ``variant="official"`` option below.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -107,7 +108,9 @@ class OSMCAALoss(MetricLoss):
         self.detach_weights = bool(detach_weights)
         self.detach_classifier = bool(detach_classifier)
         if (num_classes is None) != (embedding_dim is None):
-            raise ValueError("give both num_classes and embedding_dim for the loss's own classifier, or neither")
+            raise ValueError(
+                "give both num_classes and embedding_dim for the loss's own classifier, or neither"
+            )
         self.classifier = (
             None
             if num_classes is None
@@ -140,12 +143,16 @@ class OSMCAALoss(MetricLoss):
         """Per-sample attention (B,) and the cross-entropy of the own classifier (or None)."""
         if self.classifier is not None:
             if logits is not None:
-                raise ValueError("this OSMCAALoss has its own classifier (num_classes=...); do not also pass logits")
+                raise ValueError(
+                    "this OSMCAALoss has its own classifier (num_classes=...); do not also pass logits"
+                )
             linear = self.classifier.classifier
             check_class_range(pairs.labels, linear.out_features, "labels")
             if pairs.embeddings.shape[1] != linear.in_features:
-                raise ValueError(f"embeddings must have {linear.in_features} columns (embedding_dim of the loss's "
-                                 f"own classifier); got {pairs.embeddings.shape[1]}")
+                raise ValueError(
+                    f"embeddings must have {linear.in_features} columns (embedding_dim of the loss's "
+                    f"own classifier); got {pairs.embeddings.shape[1]}"
+                )
             # the classifier runs in its own dtype (e.g. float32 under float16/bfloat16 embeddings); the
             # attention and the cross-entropy are cast back to the embeddings' dtype by the caller
             dtype = linear.weight.dtype
@@ -156,10 +163,15 @@ class OSMCAALoss(MetricLoss):
                 inputs = normalized.detach() if self.detach_classifier else normalized  # (B, D)
                 own_logits = linear(inputs.to(dtype))  # (B, C)
                 # one log-softmax serves both: the cross-entropy and p(y_i | x_i) for the attention
-                log_p = F.log_softmax(own_logits, dim=1).gather(1, pairs.labels.unsqueeze(1)).squeeze(1)  # (B,)
+                log_p = (
+                    F.log_softmax(own_logits, dim=1).gather(1, pairs.labels.unsqueeze(1)).squeeze(1)
+                )  # (B,)
                 prob = log_p.detach().exp() if self.detach_weights else log_p.exp()  # (B,)
-                attention = (torch.ones_like(prob) if self.attention == "none"
-                             else attention_from_probability(prob, self.attention, sigma=self.classifier.sigma))  # (B,)
+                attention = (
+                    torch.ones_like(prob)
+                    if self.attention == "none"
+                    else attention_from_probability(prob, self.attention, sigma=self.classifier.sigma)
+                )  # (B,)
                 self.classifier.last_attention = attention.detach()
                 return attention, -log_p.mean()
             return attention, F.cross_entropy(own_logits, pairs.labels)
@@ -181,8 +193,13 @@ class OSMCAALoss(MetricLoss):
         if self.detach_weights and not details:
             loss = self._fast_loss(d, pairs, attention)
             return LossResult(loss if ce is None else loss + ce)
-        positive, negative = as_float(pairs.positive, d.dtype), as_float(pairs.negative, d.dtype)  # (B, B) 0/1
-        scale = 1.0 if self.variant == "paper" else 2.0 / (d.shape[0] * (d.shape[0] - 1))  # official: per pair
+        positive, negative = (
+            as_float(pairs.positive, d.dtype),
+            as_float(pairs.negative, d.dtype),
+        )  # (B, B) 0/1
+        scale = (
+            1.0 if self.variant == "paper" else 2.0 / (d.shape[0] * (d.shape[0] - 1))
+        )  # official: per pair
         no_grad = torch.no_grad() if self.detach_weights else contextlib.nullcontext()
         with no_grad:
             s_pos, s_neg = osm_weights(
@@ -227,20 +244,26 @@ class OSMCAALoss(MetricLoss):
             if not uniform:
                 a = attention.to(d.dtype)  # (B,)
                 w_pos = w_pos * torch.minimum(a[rows], a[cols])  # (P,) s⁺ A
-            hinge = torch.where(pairs.negative, (self.margin - dd).clamp_(min=0.0), 0.0)  # (B, B) s⁻ on N, else 0
+            hinge = torch.where(
+                pairs.negative, (self.margin - dd).clamp_(min=0.0), 0.0
+            )  # (B, B) s⁻ on N, else 0
             w_neg = hinge if uniform else hinge * pair_attention(a)  # (B, B) s⁻ A
             c_pos = (1.0 - self.lam) * scale / _safe(w_pos.sum())  # 0-dim
             c_neg = self.lam * scale / _safe(w_neg.sum())  # 0-dim
             pos_term = w_pos * d_pos  # (P,) w⁺ d
             grad = w_neg.mul_(hinge) if not uniform else hinge * hinge  # (B, B) w⁻ h
-            value = 0.5 * (c_pos * torch.dot(pos_term, d_pos) + c_neg * _dot(grad, hinge))  # ½c⁺Σw⁺d² + ½c⁻Σw⁻h²
+            value = 0.5 * (
+                c_pos * torch.dot(pos_term, d_pos) + c_neg * _dot(grad, hinge)
+            )  # ½c⁺Σw⁺d² + ½c⁻Σw⁻h²
             # ∂L/∂d = −c⁻ w⁻ h on N and c⁺ w⁺ d on P: the factor −c⁻ goes to the backward's pass over the grid, so
             # the positive entries are stored divided by it (it is −1 when no negative is active: then w⁻ h = 0)
             factor = torch.where(c_neg > 0, -c_neg, -torch.ones_like(c_neg))  # 0-dim
             grad.index_put_((rows, cols), pos_term.mul_(c_pos / factor))  # (B, B) ∂L/∂d / factor
         return known_gradient(value, d, grad, scale=factor)
 
-    def _constant_weights_loss(self, d: Tensor, w_pos: Tensor, w_neg: Tensor, s_neg: Tensor, scale: float) -> Tensor:
+    def _constant_weights_loss(
+        self, d: Tensor, w_pos: Tensor, w_neg: Tensor, s_neg: Tensor, scale: float
+    ) -> Tensor:
         """The metric term for constant weights, with its closed-form gradient.
 
         ``L = ½ c⁺ Σ w⁺ d² + ½ c⁻ Σ w⁻ h²`` with ``h = [α − d]₊``, ``c⁺ = (1−λ)/Σ w⁺``, ``c⁻ = λ/Σ w⁻`` (a zero

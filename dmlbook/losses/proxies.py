@@ -9,6 +9,7 @@ its backward pass is two matrix products, ``∂L/∂x̂ = G Ŵ`` and ``∂L/∂�
 normalisations by hand (:mod:`dmlbook.distances` does the same for the pair grid). The normalisations themselves
 are applied to the small (B, P) grid, ``s = (X Wᵀ) / (r_x r_wᵀ)``, rather than to the (B, D) and (P, D) inputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -126,7 +127,9 @@ class ProxyLoss(MetricLoss):
         self.num_classes = check_int(num_classes, "num_classes", 2)
         self.embedding_dim = check_int(embedding_dim, "embedding_dim", 1)
         self.centers_per_class = check_int(centers_per_class, "centers_per_class", 1)
-        self.proxies = nn.Parameter(torch.empty(self.num_classes * self.centers_per_class, self.embedding_dim))
+        self.proxies = nn.Parameter(
+            torch.empty(self.num_classes * self.centers_per_class, self.embedding_dim)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -138,13 +141,17 @@ class ProxyLoss(MetricLoss):
         """Checked ``(embeddings, labels (int64), proxies in the embeddings' dtype)``."""
         embeddings, labels = check_loss_input(embeddings, labels)
         if embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
-                             f"got shape {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
+                f"got shape {tuple(embeddings.shape)}"
+            )
         check_class_range(labels, self.num_classes, "labels")
         w = self.proxies
         if w.device != embeddings.device:
-            raise ValueError(f"embeddings are on {embeddings.device} but the loss's proxies on {w.device}; "
-                             f"move the loss with loss_fn.to(device)")
+            raise ValueError(
+                f"embeddings are on {embeddings.device} but the loss's proxies on {w.device}; "
+                f"move the loss with loss_fn.to(device)"
+            )
         if not bool(torch.isfinite(w.detach().sum())):
             raise ValueError("proxies contain NaN or infinite values (did training diverge?)")
         return embeddings, labels, w.to(embeddings.dtype)
@@ -163,8 +170,10 @@ class ProxyLoss(MetricLoss):
         """The (B, P) cosine grid ``s_ip = x̂_i · ŵ_p`` between embeddings and proxies (differentiable)."""
         x = check_embeddings(embeddings, min_samples=1)  # (B, D)
         if x.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"embeddings must have {self.embedding_dim} columns (embedding_dim); "
+                f"got shape {tuple(x.shape)}"
+            )
         return nn.functional.normalize(x, dim=1) @ nn.functional.normalize(self.proxies.to(x.dtype), dim=1).T
 
     @torch.no_grad()
@@ -174,8 +183,14 @@ class ProxyLoss(MetricLoss):
         s = cosine_grid(x, self._layout(w.detach()))[0]  # (B, P)
         value, grad = self._closed_form(s, labels)
         positive, negative, trivial = self._weights(s, labels)
-        weights = PairWeights(self.method, self._public(positive), self._public(negative), int(trivial),
-                              int(x.shape[0]), "anchor")
+        weights = PairWeights(
+            self.method,
+            self._public(positive),
+            self._public(negative),
+            int(trivial),
+            int(x.shape[0]),
+            "anchor",
+        )
         return LossDetails(value, weights, self._public(grad.abs()), self._public(s), self.matrix_kind)
 
     def _layout(self, w: Tensor) -> Tensor:

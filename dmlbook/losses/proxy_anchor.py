@@ -1,4 +1,5 @@
 """Proxy-Anchor loss (Kim, Kim, Cho & Kwak, *Proxy Anchor Loss for Deep Metric Learning*, CVPR 2020)."""
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,9 @@ class ProxyAnchorLoss(ProxyLoss):
     method = "proxy_anchor"
     lr_mult = 100.0
 
-    def __init__(self, *, num_classes: int, embedding_dim: int, margin: float = 0.1, alpha: float = 32.0) -> None:
+    def __init__(
+        self, *, num_classes: int, embedding_dim: int, margin: float = 0.1, alpha: float = 32.0
+    ) -> None:
         super().__init__(num_classes, embedding_dim)
         self.margin = check_positive(margin, "margin", allow_zero=True)
         self.alpha = check_positive(alpha, "alpha")
@@ -53,7 +56,10 @@ class ProxyAnchorLoss(ProxyLoss):
         own = self._own_class(s, labels)  # (B, C)
         ninf = torch.full_like(s, float("-inf"))
         out = []
-        for mask, exponent in ((own, -self.alpha * (s - self.margin)), (~own, self.alpha * (s + self.margin))):
+        for mask, exponent in (
+            (own, -self.alpha * (s - self.margin)),
+            (~own, self.alpha * (s + self.margin)),
+        ):
             a = torch.where(mask, exponent, ninf)  # (B, C)
             shift = a.amax(dim=0).clamp_(min=0.0)  # (C,) ≥ 0: also the shift of the "1 +"
             e = (a - shift).exp_()  # (B, C), 0 off the mask

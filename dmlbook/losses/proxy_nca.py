@@ -1,5 +1,6 @@
 """ProxyNCA (Movshovitz-Attias, Toshev, Leung, Ioffe & Singh, *No Fuss Distance Metric Learning using Proxies*,
 ICCV 2017)."""
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -1,4 +1,5 @@
 """Ranked List Loss (Wang, Hua, Kodirov & Robertson, *Ranked List Loss for Deep Metric Learning*, TPAMI; CVPR 2019)."""
+
 from __future__ import annotations
 
 import torch
@@ -154,15 +155,18 @@ class RankedListLoss(MetricLoss):
         value = ((1.0 - lam) * loss_p + lam * loss_n).mean()
         # negatives: −λ/(B Z⁻) w⁻ (1 − T_n L_N + T_n v)
         c_neg = -lam / (b * z_neg)  # (B,)
-        grad = torch.addcmul((c_neg * (1.0 - self.Tn * loss_n)).unsqueeze(1), v, (c_neg * self.Tn).unsqueeze(1))
+        grad = torch.addcmul(
+            (c_neg * (1.0 - self.Tn * loss_n)).unsqueeze(1), v, (c_neg * self.Tn).unsqueeze(1)
+        )
         grad.mul_(w_neg)  # (B, B)
         # positives: (1 − λ)/(B Z⁺) w⁺ (1 − T_p L_P + T_p u), u = d − (α − m)
         c_pos = (1.0 - lam) / (b * z_pos)  # (B,)
         if self.Tp == 0.0:
             grad.addcmul_(w_pos, c_pos.unsqueeze(1))
         else:
-            slope = torch.addcmul((c_pos * (1.0 - self.Tp * (loss_p + inner))).unsqueeze(1), d,
-                                  (c_pos * self.Tp).unsqueeze(1))  # (B, B) c (1 − T_p L_P + T_p (d − inner))
+            slope = torch.addcmul(
+                (c_pos * (1.0 - self.Tp * (loss_p + inner))).unsqueeze(1), d, (c_pos * self.Tp).unsqueeze(1)
+            )  # (B, B) c (1 − T_p L_P + T_p (d − inner))
             grad.addcmul_(w_pos, slope)
         return value, grad, w_pos, w_neg
 

@@ -1,5 +1,6 @@
 """SoftTriple loss (Qian, Shang, Sun, Hu, Li & Jin, *SoftTriple Loss: Deep Metric Learning Without Triplet
 Sampling*, ICCV 2019)."""
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ class SoftTripleLoss(ProxyLoss):
         gamma: float = 0.1,
         margin: float = 0.01,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, centers_per_class=check_int(centers_per_class,
-                                                                                 "centers_per_class", 1))
+        super().__init__(
+            num_classes, embedding_dim, centers_per_class=check_int(centers_per_class, "centers_per_class", 1)
+        )
         self.la = check_positive(la, "la")
         self.gamma = check_positive(gamma, "gamma")
         self.margin = check_positive(margin, "margin", allow_zero=True)
@@ -94,5 +96,7 @@ class SoftTripleLoss(ProxyLoss):
         return (positive.unsqueeze(1) * q).view_as(s), (negative.unsqueeze(1) * q).view_as(s), trivial
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, centers_per_class={self.centers_per_class}, la={self.la}, "
-                f"gamma={self.gamma}, margin={self.margin}")
+        return (
+            f"{super().extra_repr()}, centers_per_class={self.centers_per_class}, la={self.la}, "
+            f"gamma={self.gamma}, margin={self.margin}"
+        )

@@ -1,5 +1,6 @@
 """Supervised contrastive loss (Khosla, Teterwak, Wang, Sarna, Tian, Isola, Maschinot, Liu & Krishnan,
 *Supervised Contrastive Learning*, NeurIPS 2020), in PML's form."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Triplet margin loss (Weinberger & Saul 2009; Schroff et al., FaceNet 2015; Hermans et al. 2017), in PML's form."""
+
 from __future__ import annotations
 
 import torch
@@ -90,7 +91,9 @@ class TripletMarginLoss(MetricLoss):
         w_pos[anchor, pos] = active
         w_neg[anchor, neg] = active
         trivial = int(anchor.numel() - active.sum())
-        return LossResult(loss, PairWeights("batch_hard", w_pos, w_neg, trivial, int(anchor.numel()), "triplet"))
+        return LossResult(
+            loss, PairWeights("batch_hard", w_pos, w_neg, trivial, int(anchor.numel()), "triplet")
+        )
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, mining={self.mining!r}, reduction={self.reduction!r}"

@@ -101,8 +101,10 @@ def _check_arguments(name: str, entry: ModelEntry, kwargs: dict[str, Any]) -> No
     accepted = entry.arguments()
     unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
     if unknown:
-        raise TypeError(f"model {name!r} does not take {', '.join(map(repr, unknown))}; it accepts: "
-                        f"{', '.join(accepted) or '(no keyword arguments)'}")
+        raise TypeError(
+            f"model {name!r} does not take {', '.join(map(repr, unknown))}; it accepts: "
+            f"{', '.join(accepted) or '(no keyword arguments)'}"
+        )
 
 
 def _call_builder(name: str, entry: ModelEntry, **kwargs: Any) -> nn.Module:
@@ -114,8 +116,10 @@ def _call_builder(name: str, entry: ModelEntry, **kwargs: Any) -> nn.Module:
     except TypeError as err:
         if "unexpected keyword argument" not in str(err):
             raise
-        raise TypeError(f"model {name!r}: {err} (its registration does not list the arguments it accepts; "
-                        "see the model's class)") from err
+        raise TypeError(
+            f"model {name!r}: {err} (its registration does not list the arguments it accepts; "
+            "see the model's class)"
+        ) from err
 
 
 def build_model(

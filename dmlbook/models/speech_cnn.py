@@ -70,18 +70,24 @@ class SpeechCNN(nn.Module):
         self.width = positive_int(width, "width")
         self.num_stages = positive_int(num_stages, "num_stages")
         if 2**self.num_stages > self.n_mels:
-            raise ValueError(f"num_stages={num_stages} halves the {n_mels} mel bands {num_stages} times; use at most "
-                             f"{self.n_mels.bit_length() - 1} stages or more mel bands")
+            raise ValueError(
+                f"num_stages={num_stages} halves the {n_mels} mel bands {num_stages} times; use at most "
+                f"{self.n_mels.bit_length() - 1} stages or more mel bands"
+            )
         self.input_norm = check_choice(input_norm, INPUT_NORMS, "input_norm")
         self.dropout = dropout_rate(dropout, "dropout")
         self.normalize = flag(normalize, "normalize")
         if frontend is not None and not isinstance(frontend, nn.Module):
-            raise TypeError(f"frontend must be an nn.Module (e.g. dmlbook.audio.LogMelSpectrogram); "
-                            f"got {type(frontend).__name__}")
+            raise TypeError(
+                f"frontend must be an nn.Module (e.g. dmlbook.audio.LogMelSpectrogram); "
+                f"got {type(frontend).__name__}"
+            )
         self.frontend = frontend
         self.input_bn = nn.BatchNorm2d(1) if self.input_norm == "global" else None
         channels = [1] + [self.width * 2**i for i in range(self.num_stages)]
-        self.stages = nn.Sequential(*(conv_stage(channels[i], channels[i + 1]) for i in range(self.num_stages)))
+        self.stages = nn.Sequential(
+            *(conv_stage(channels[i], channels[i + 1]) for i in range(self.num_stages))
+        )
         self.feature_dim = 2 * channels[-1]
         self.drop = nn.Dropout(self.dropout) if self.dropout > 0 else nn.Identity()
         self.embedding = nn.Linear(self.feature_dim, self.embedding_dim)
@@ -89,22 +95,29 @@ class SpeechCNN(nn.Module):
     def _spectrograms(self, x: Tensor) -> Tensor:
         """Validate (and, with a frontend, compute) the log-mels: -> (B, 1, n_mels, frames)."""
         if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor of log-mel spectrograms (batch, 1, {self.n_mels}, frames); "
-                            f"got {type(x).__name__}")
+            raise TypeError(
+                f"x must be a torch.Tensor of log-mel spectrograms (batch, 1, {self.n_mels}, frames); "
+                f"got {type(x).__name__}"
+            )
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor; got {x.dtype}")
         if self.frontend is not None:
             if x.dim() != 2:
-                raise ValueError(f"with a frontend, x must be waveforms (batch, samples); got {tuple(x.shape)}")
+                raise ValueError(
+                    f"with a frontend, x must be waveforms (batch, samples); got {tuple(x.shape)}"
+                )
             x = self.frontend(x)  # (B, n_mels, frames)
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (B, 1, n_mels, frames)
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.n_mels:
-            raise ValueError(f"x must have shape (batch, 1, {self.n_mels}, frames) or (batch, {self.n_mels}, frames) "
-                             f"to match n_mels={self.n_mels}; got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (batch, 1, {self.n_mels}, frames) or (batch, {self.n_mels}, frames) "
+                f"to match n_mels={self.n_mels}; got {tuple(x.shape)}"
+            )
         if x.shape[3] < 2**self.num_stages:
-            raise ValueError(f"x has {x.shape[3]} frames; {self.num_stages} stages need at least "
-                             f"{2**self.num_stages}")
+            raise ValueError(
+                f"x has {x.shape[3]} frames; {self.num_stages} stages need at least {2**self.num_stages}"
+            )
         return x
 
     def normalize_input(self, x: Tensor) -> Tensor:
@@ -130,8 +143,9 @@ class SpeechCNN(nn.Module):
 
 def _build(*, in_channels: int | None, **kwargs: object) -> nn.Module:
     if in_channels not in (None, 1):
-        raise ValueError(f"'speech_cnn' takes one-channel log-mel spectrograms: in_channels must be 1; "
-                         f"got {in_channels}")
+        raise ValueError(
+            f"'speech_cnn' takes one-channel log-mel spectrograms: in_channels must be 1; got {in_channels}"
+        )
     return SpeechCNN(**kwargs)  # type: ignore[arg-type]
 
 

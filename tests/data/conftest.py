@@ -1,4 +1,5 @@
 """Fixtures for the data-package tests: tiny fabricated datasets in each official layout, and a local HTTP server."""
+
 from __future__ import annotations
 
 import gzip
@@ -29,8 +30,14 @@ def write_idx_gz(path: Path, array: np.ndarray) -> None:
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def write_cars_mat(path: Path, rows: list[tuple[int, str]], *, key: str = "annotations",
-                   extra_fields: dict[str, list] | None = None, top_level: dict | None = None) -> None:
+def write_cars_mat(
+    path: Path,
+    rows: list[tuple[int, str]],
+    *,
+    key: str = "annotations",
+    extra_fields: dict[str, list] | None = None,
+    top_level: dict | None = None,
+) -> None:
     """A devkit-style struct array (1, N) with MATLAB-like per-field arrays, as in cars_train_annos.mat."""
     import scipy.io as sio
 
@@ -38,9 +45,18 @@ def write_cars_mat(path: Path, rows: list[tuple[int, str]], *, key: str = "annot
     fields = list(CARS_FIELDS) + list(extra_fields)
     rec = np.empty((1, len(rows)), dtype=[(f, object) for f in fields])
     for i, (cls, fname) in enumerate(rows):
-        values = [np.array([[1]], np.uint8), np.array([[2]], np.uint8), np.array([[300]], np.uint16),
-                  np.array([[200]], np.uint16), np.array([[cls]], np.uint8), np.array([fname])]
-        values += [np.array([[v[i]]]) if not isinstance(v[i], str) else np.array([v[i]]) for v in extra_fields.values()]
+        values = [
+            np.array([[1]], np.uint8),
+            np.array([[2]], np.uint8),
+            np.array([[300]], np.uint16),
+            np.array([[200]], np.uint16),
+            np.array([[cls]], np.uint8),
+            np.array([fname]),
+        ]
+        values += [
+            np.array([[v[i]]]) if not isinstance(v[i], str) else np.array([v[i]])
+            for v in extra_fields.values()
+        ]
         rec[0, i] = tuple(values)
     sio.savemat(str(path), {key: rec, **(top_level or {})})
 
@@ -48,8 +64,12 @@ def write_cars_mat(path: Path, rows: list[tuple[int, str]], *, key: str = "annot
 @pytest.fixture
 def fakes() -> SimpleNamespace:
     """The file writers above, for tests that build their own trees."""
-    return SimpleNamespace(CARS_FIELDS=CARS_FIELDS, write_jpeg=write_jpeg, write_idx_gz=write_idx_gz,
-                           write_cars_mat=write_cars_mat)
+    return SimpleNamespace(
+        CARS_FIELDS=CARS_FIELDS,
+        write_jpeg=write_jpeg,
+        write_idx_gz=write_idx_gz,
+        write_cars_mat=write_cars_mat,
+    )
 
 
 @pytest.fixture
@@ -126,8 +146,13 @@ def fake_sop(tmp_path: Path) -> Path:
     root = tmp_path / "Stanford_Online_Products"
     lines = {"Ebay_train.txt": [], "Ebay_test.txt": []}
     image_id = 0
-    for cls, part, sup in [(1, "Ebay_train.txt", 1), (2, "Ebay_train.txt", 1), (3, "Ebay_train.txt", 2),
-                           (4, "Ebay_test.txt", 2), (5, "Ebay_test.txt", 1)]:
+    for cls, part, sup in [
+        (1, "Ebay_train.txt", 1),
+        (2, "Ebay_train.txt", 1),
+        (3, "Ebay_train.txt", 2),
+        (4, "Ebay_test.txt", 2),
+        (5, "Ebay_test.txt", 1),
+    ]:
         folder = "bicycle_final" if sup == 1 else "chair_final"
         for j in range(2):
             image_id += 1
@@ -155,9 +180,12 @@ def fake_npz(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(1, 7), 4)
     path = tmp_path / "features_mobilenet.npz"
-    arrays = {"labels": labels, "fnames": np.asarray([f"{i:05d}.jpg" for i in range(24)]),
-              "mobilenet_v2_1.0_224_quant": rng.standard_normal((24, 5)).astype(np.float32),
-              "mobilenet_v1_1.0_224_quant_emb": rng.standard_normal((24, 3)).astype(np.float32)}
+    arrays = {
+        "labels": labels,
+        "fnames": np.asarray([f"{i:05d}.jpg" for i in range(24)]),
+        "mobilenet_v2_1.0_224_quant": rng.standard_normal((24, 5)).astype(np.float32),
+        "mobilenet_v1_1.0_224_quant_emb": rng.standard_normal((24, 3)).astype(np.float32),
+    }
     np.savez(path, **arrays)
     return path
 
@@ -207,4 +235,3 @@ def real_data() -> Path:
     if not env or not Path(env).is_dir():
         pytest.skip("DMLBOOK_DATA is not set or is not a folder")
     return Path(env)
-

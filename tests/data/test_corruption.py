@@ -12,8 +12,9 @@ def _images(n_classes=4, per_class=25, dtype=torch.uint8, seed=0):
         x = torch.from_numpy(rng.integers(0, 256, (len(labels), 1, 6, 6), dtype=np.uint8))
     else:
         x = torch.from_numpy(rng.random((len(labels), 1, 6, 6))).to(dtype)
-    return DMLDataset(x, labels, class_ids=np.arange(10, 10 + n_classes), meta={"file": np.arange(len(labels))},
-                      name="toy")
+    return DMLDataset(
+        x, labels, class_ids=np.arange(10, 10 + n_classes), meta={"file": np.arange(len(labels))}, name="toy"
+    )
 
 
 def test_counts_flags_and_labels():
@@ -87,7 +88,9 @@ def test_noise_outliers_lie_in_the_value_range():
     ds = _images(dtype=torch.float32)
     out = corrupt(ds, outlier_fraction=0.3, seed=0, outliers="noise")
     idx = torch.from_numpy(out.meta["is_outlier"])
-    assert float(out.data[idx].min()) >= float(ds.data.min()) and float(out.data[idx].max()) <= float(ds.data.max())
+    assert float(out.data[idx].min()) >= float(ds.data.min()) and float(out.data[idx].max()) <= float(
+        ds.data.max()
+    )
     assert out.data.dtype == torch.float32
 
 

@@ -9,7 +9,9 @@ from dmlbook.data import DMLDataset, SplitSource, apply_split, carve_val_classes
 def _toy(n_classes=10, per=3):
     labels = np.repeat(np.arange(100, 100 + n_classes), per)
     x = torch.arange(len(labels) * 2, dtype=torch.float32).reshape(-1, 2)
-    return DMLDataset(x, labels, class_names=[f"c{i}" for i in range(n_classes)], meta={"row": np.arange(len(labels))})
+    return DMLDataset(
+        x, labels, class_names=[f"c{i}" for i in range(n_classes)], meta={"row": np.arange(len(labels))}
+    )
 
 
 def test_dataset_basics():
@@ -45,13 +47,16 @@ def test_subset_keeps_or_relabels():
     assert len(ds.subset(mask)) == 3
 
 
-@pytest.mark.parametrize("bad, err", [
-    ({"data": torch.zeros(3, 2), "labels": [0, 1]}, ValueError),
-    ({"data": np.zeros((2, 2)), "labels": [0, 1]}, TypeError),
-    ({"data": torch.zeros(2, 2), "labels": [0.5, 1.0]}, TypeError),
-    ({"data": torch.zeros(2, 2), "labels": [0, 3], "class_ids": [7, 8]}, ValueError),
-    ({"data": torch.zeros(2, 2), "labels": [0, 1], "class_names": ["a"]}, ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        ({"data": torch.zeros(3, 2), "labels": [0, 1]}, ValueError),
+        ({"data": np.zeros((2, 2)), "labels": [0, 1]}, TypeError),
+        ({"data": torch.zeros(2, 2), "labels": [0.5, 1.0]}, TypeError),
+        ({"data": torch.zeros(2, 2), "labels": [0, 3], "class_ids": [7, 8]}, ValueError),
+        ({"data": torch.zeros(2, 2), "labels": [0, 1], "class_names": ["a"]}, ValueError),
+    ],
+)
 def test_dataset_errors(bad, err):
     with pytest.raises(err):
         DMLDataset(bad.pop("data"), bad.pop("labels"), **bad)
@@ -121,9 +126,13 @@ def test_first_classes_errors_name_the_dataset_and_the_class_count():
     from dmlbook.data.splits import first_classes
 
     one = DMLDataset(torch.zeros(3, 2), [5, 5, 5], name="tiny")
-    with pytest.raises(ValueError, match="dataset 'tiny' has 1 class; a class-disjoint train/test split needs at least 2"):
+    with pytest.raises(
+        ValueError, match="dataset 'tiny' has 1 class; a class-disjoint train/test split needs at least 2"
+    ):
         first_classes(one)
     four = DMLDataset(torch.zeros(4, 2), [0, 1, 2, 3], name="four")
-    with pytest.raises(ValueError, match=r"train_classes must be between 1 and 3 for dataset 'four' \(it has 4 classes"):
+    with pytest.raises(
+        ValueError, match=r"train_classes must be between 1 and 3 for dataset 'four' \(it has 4 classes"
+    ):
         first_classes(four, 4)
     assert first_classes(four, 3).tolist() == [True, True, True, False]

@@ -1,4 +1,5 @@
 """Downloads against a local HTTP server on 127.0.0.1: verified, atomic, and clean on failure."""
+
 import gzip
 import hashlib
 import io
@@ -159,7 +160,10 @@ def test_cli_list_and_download(http_server, tmp_path, monkeypatch, capsys, fake_
     data = _cub_archive()
     files["/CUB_200_2011.tgz"] = data
     dest = tmp_path / "elsewhere"
-    assert main(["download", "cub200", "--root", str(dest), "--url", base, "--sha256", _sha(data), "--quiet"]) == 0
+    assert (
+        main(["download", "cub200", "--root", str(dest), "--url", base, "--sha256", _sha(data), "--quiet"])
+        == 0
+    )
     assert (dest / "images.txt").is_file()
     assert main(["download", "cub200", "--root", str(tmp_path / "bad"), "--url", base, "--quiet"]) == 1
     assert "mismatch" in capsys.readouterr().err and not (tmp_path / "bad").exists()
@@ -206,7 +210,10 @@ def test_truncated_present_file_is_fetched_again(http_server, tmp_path, fake_fas
     download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=True)
     err = capsys.readouterr().err
     assert "already present" not in err
-    assert f"{damaged} is damaged: truncated: its compressed stream ends early" in err and "fetching it again" in err
+    assert (
+        f"{damaged} is damaged: truncated: its compressed stream ends early" in err
+        and "fetching it again" in err
+    )
     assert _sha(damaged.read_bytes()) == digests[damaged.name]  # the good copy is back
     assert sorted(p.name for p in root.iterdir()) == sorted(digests)  # no temporary file left
 
@@ -218,7 +225,9 @@ def test_damaged_file_and_no_network_says_which_file(http_server, tmp_path, fake
     download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=False)
     _truncate(root / "t10k-labels-idx1-ubyte.gz")
     files.clear()  # the source is gone
-    with pytest.raises(DownloadError, match=r"t10k-labels-idx1-ubyte.gz is damaged: .*fetching a fresh copy failed"):
+    with pytest.raises(
+        DownloadError, match=r"t10k-labels-idx1-ubyte.gz is damaged: .*fetching a fresh copy failed"
+    ):
         download("fashion_mnist", root, url=base + "/fm", sha256=digests, progress=False)
 
 
@@ -227,19 +236,30 @@ def _repack(path, level: int) -> None:
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), compresslevel=level, mtime=0))
 
 
-def test_another_packaging_of_the_same_content_is_present(http_server, tmp_path, fake_fashion, monkeypatch, capsys):
+def test_another_packaging_of_the_same_content_is_present(
+    http_server, tmp_path, fake_fashion, monkeypatch, capsys
+):
     base, files, _ = http_server
     digests = _fashion_on_server(fake_fashion, files)  # the "official" .gz bytes
-    monkeypatch.setitem(CONTENT_SHA256, "fashion_mnist",
-                        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()})
+    monkeypatch.setitem(
+        CONTENT_SHA256,
+        "fashion_mnist",
+        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()},
+    )
     for p in fake_fashion.iterdir():
         _repack(p, level=1)
         assert _sha(p.read_bytes()) != digests[p.name]
     files.clear()  # nothing may be fetched
-    assert download("fashion_mnist", fake_fashion, url=base + "/fm", sha256=digests, progress=True) == fake_fashion
+    assert (
+        download("fashion_mnist", fake_fashion, url=base + "/fm", sha256=digests, progress=True)
+        == fake_fashion
+    )
     assert "already present" in capsys.readouterr().err
     statuses = verify_files("fashion_mnist", fake_fashion)
-    assert all(s.ok and "another packaging of the same content" in s.note for s in statuses) and len(statuses) == 4
+    assert (
+        all(s.ok and "another packaging of the same content" in s.note for s in statuses)
+        and len(statuses) == 4
+    )
     # a different content in the same packaging is not the dataset
     bad = fake_fashion / "train-labels-idx1-ubyte.gz"
     bad.write_bytes(gzip.compress(gzip.decompress(bad.read_bytes())[:-1] + b"\x07"))
@@ -248,8 +268,11 @@ def test_another_packaging_of_the_same_content_is_present(http_server, tmp_path,
 
 
 def test_verify_command(tmp_path, fake_fashion, monkeypatch, capsys):
-    monkeypatch.setitem(CONTENT_SHA256, "fashion_mnist",
-                        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()})
+    monkeypatch.setitem(
+        CONTENT_SHA256,
+        "fashion_mnist",
+        {p.name: _sha(gzip.decompress(p.read_bytes())) for p in fake_fashion.iterdir()},
+    )
     assert main(["verify", "fashion_mnist", "--root", str(fake_fashion)]) == 0
     assert capsys.readouterr().out.count("ok ") == 4
     _truncate(fake_fashion / "train-images-idx3-ubyte.gz")
@@ -262,7 +285,9 @@ def test_verify_command(tmp_path, fake_fashion, monkeypatch, capsys):
 def test_truncated_gz_read_by_the_loader_names_the_file(fake_fashion):
     damaged = fake_fashion / "train-images-idx3-ubyte.gz"
     _truncate(damaged, keep=0.8)
-    with pytest.raises(DamagedFileError, match=rf"{damaged} is truncated.*data download fashion_mnist --force") as info:
+    with pytest.raises(
+        DamagedFileError, match=rf"{damaged} is truncated.*data download fashion_mnist --force"
+    ) as info:
         load_dataset("fashion_mnist", root=fake_fashion, split="all")
     assert info.value.path == damaged and isinstance(info.value.__cause__, EOFError)
 

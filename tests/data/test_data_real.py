@@ -1,4 +1,5 @@
 """Real datasets under $DMLBOOK_DATA (CI: /work/shared/data); skipped when absent."""
+
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,13 @@ def test_fashion_mnist_real(real_data):
     np.testing.assert_array_equal(np.bincount(parts["test"][1]), np.full(10, 1000))
     tr = load_dataset("fashion_mnist", split="train", val_fraction=0)
     te = load_dataset("fashion_mnist", split="test")
-    assert len(tr) == len(te) == 35000 and te.class_names == ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    assert len(tr) == len(te) == 35000 and te.class_names == [
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
     assert len(load_dataset("fashion_mnist", split="train", protocol="images", val_fraction=0)) == 60000
 
 
@@ -43,7 +50,9 @@ def test_cars196_half_real(real_data):
     x, _ = te[0]
     assert x.shape == (3, 224, 224) and torch.isfinite(x).all()
     val = load_dataset("cars196", split="val")
-    assert val.num_classes == 20 and not set(val.class_ids) & set(load_dataset("cars196", split="train").class_ids)
+    assert val.num_classes == 20 and not set(val.class_ids) & set(
+        load_dataset("cars196", split="train").class_ids
+    )
     sampler = PKSampler(tr, p=32, k=4, seed=0)
     assert len(sampler) == 4052 // 128
 
@@ -59,7 +68,9 @@ def test_cars_devkit_real_matches_fabricated_structure(real_data, tmp_path, fake
     assert real_struct.dtype.names == fake_struct.dtype.names == fakes.CARS_FIELDS
     assert real_struct.shape == (1, 8144) and fake_struct.shape == (1, 2)
     fields = load_mat_struct(real, "annotations")
-    assert len(fields["fname"]) == 8144 and fields["fname"][0] == "00001.jpg" and int(fields["class"][0]) == 14
+    assert (
+        len(fields["fname"]) == 8144 and fields["fname"][0] == "00001.jpg" and int(fields["class"][0]) == 14
+    )
     # the devkit agrees with labels.csv
     ds = load_dataset("cars196", split="all")
     np.testing.assert_array_equal(ds.class_ids[ds.labels], np.asarray(fields["class"], dtype=np.int64))

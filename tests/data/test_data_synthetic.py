@@ -59,14 +59,17 @@ def test_to_dataset_and_registry():
     np.testing.assert_array_equal(test.class_ids, np.arange(5, 10))
 
 
-@pytest.mark.parametrize("kwargs, err", [
-    ({"outlier_fraction": 0.7, "flip_fraction": 0.5}, ValueError),
-    ({"outlier_fraction": 1.5}, ValueError),
-    ({"spread": -1.0}, ValueError),
-    ({"spread": [0.1, 0.2]}, ValueError),
-    ({"n_classes": 0}, ValueError),
-    ({"n_per_class": 2.5}, TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs, err",
+    [
+        ({"outlier_fraction": 0.7, "flip_fraction": 0.5}, ValueError),
+        ({"outlier_fraction": 1.5}, ValueError),
+        ({"spread": -1.0}, ValueError),
+        ({"spread": [0.1, 0.2]}, ValueError),
+        ({"n_classes": 0}, ValueError),
+        ({"n_per_class": 2.5}, TypeError),
+    ],
+)
 def test_blobs_argument_errors(kwargs, err):
     with pytest.raises(err):
         make_blobs(**{"n_classes": 3, "n_per_class": 4, **kwargs})

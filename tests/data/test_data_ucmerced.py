@@ -1,5 +1,6 @@
 """UC Merced features (``ucmerced_features``) and the stratified per-class sample split, on fabricated files and,
 when present, the real ``$DMLBOOK_DATA/ucmerced16``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +22,15 @@ def fake_ucm(tmp_path: Path) -> Path:
     root.mkdir()
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 10)
-    fnames = np.asarray([f"{CLASSES[c]}/{CLASSES[c]}{i:02d}.jpg" for c, i in zip(labels, np.tile(np.arange(10), 4))])
-    arrays = {"labels": labels, "fnames": fnames,
-              "mobilenet_v2_1.0_224_quant": rng.standard_normal((40, 6)).astype(np.float32) + labels[:, None],
-              "mobilenet_v1_1.0_224_quant_emb": rng.standard_normal((40, 3)).astype(np.float32)}
+    fnames = np.asarray(
+        [f"{CLASSES[c]}/{CLASSES[c]}{i:02d}.jpg" for c, i in zip(labels, np.tile(np.arange(10), 4))]
+    )
+    arrays = {
+        "labels": labels,
+        "fnames": fnames,
+        "mobilenet_v2_1.0_224_quant": rng.standard_normal((40, 6)).astype(np.float32) + labels[:, None],
+        "mobilenet_v1_1.0_224_quant_emb": rng.standard_normal((40, 3)).astype(np.float32),
+    }
     np.savez(root / "features_mobilenet.npz", **arrays)
     return root
 
@@ -49,7 +55,7 @@ def test_class_disjoint_protocol(fake_ucm):
 
 
 def test_scenes_protocol(fake_ucm):
-    kw = dict(root=fake_ucm, protocol="scenes", test_fraction=0.3, seed=5)
+    kw = {"root": fake_ucm, "protocol": "scenes", "test_fraction": 0.3, "seed": 5}
     train = load_dataset("ucmerced_features", split="train", val_fraction=0, **kw)
     test = load_dataset("ucmerced_features", split="test", **kw)
     np.testing.assert_array_equal(test.class_counts(), [3, 3, 3, 3])
@@ -57,7 +63,9 @@ def test_scenes_protocol(fake_ucm):
     assert train.class_names == test.class_names == CLASSES
     # no image is on both sides, and together they are the whole set
     rows = {tuple(r.tolist()) for r in train.data} | {tuple(r.tolist()) for r in test.data}
-    assert len(rows) == 40 and not {tuple(r.tolist()) for r in train.data} & {tuple(r.tolist()) for r in test.data}
+    assert len(rows) == 40 and not {tuple(r.tolist()) for r in train.data} & {
+        tuple(r.tolist()) for r in test.data
+    }
     # the same seed gives the same split; the registry's seed= reaches the loader
     again = load_dataset("ucmerced_features", split="test", **kw)
     assert torch.equal(again.data, test.data)
@@ -84,8 +92,9 @@ def test_stratified_mask_counts_and_seed():
     draws = {tuple(np.flatnonzero(~stratified_mask(labels, test_fraction=0.2, seed=s))) for s in range(6)}
     assert len(draws) > 1
     assert stratified_mask(labels, test_fraction=0.0).all()
-    np.testing.assert_array_equal(np.bincount(labels[~stratified_mask(labels, test_fraction=0.9)], minlength=4),
-                                  [9, 4, 1, 0])
+    np.testing.assert_array_equal(
+        np.bincount(labels[~stratified_mask(labels, test_fraction=0.9)], minlength=4), [9, 4, 1, 0]
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,8 +113,9 @@ def test_stratified_mask_errors(labels, fraction, error, match):
 
 def test_stratified_split_keeps_the_label_space():
     labels = np.repeat([0, 1, 2], [6, 1, 5])  # class 1 has one sample: it stays on the train side only
-    ds = DMLDataset(torch.arange(12.0)[:, None], labels, class_ids=np.array([10, 20, 30]),
-                    class_names=["a", "b", "c"])
+    ds = DMLDataset(
+        torch.arange(12.0)[:, None], labels, class_ids=np.array([10, 20, 30]), class_names=["a", "b", "c"]
+    )
     train, test = stratified_split(ds, test_fraction=0.4, seed=1)
     assert (train.split, test.split) == ("train", "test")
     assert train.num_classes == test.num_classes == 3 and test.class_names == ["a", "b", "c"]

@@ -1,5 +1,6 @@
 """Omniglot: the official layout (zips or folders) on tiny generated data, the PNG decoder, exact downsampling,
 alphabet-disjoint validation, errors naming the damaged file, the embedded copy, and the real data."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ def ink_image(class_id: int, drawer: int) -> np.ndarray:
     """A (105, 105) bool ink mask that differs by character and drawer: a block and a diagonal stroke."""
     ink = np.zeros((105, 105), bool)
     top = 4 * class_id
-    ink[top:top + 20, 10 + drawer:40 + drawer] = True
+    ink[top : top + 20, 10 + drawer : 40 + drawer] = True
     rows = np.arange(105)
     ink[rows, (rows + 7 * drawer) % 105] = True
     return ink
@@ -56,8 +57,12 @@ def png_1bit(ink: np.ndarray, filters: list[int] | None = None) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", ink.shape[1], ink.shape[0], 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(out)))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"".join(out)))
+        + chunk(b"IEND", b"")
+    )
 
 
 def png_pil(ink: np.ndarray, mode: str) -> bytes:
@@ -74,7 +79,9 @@ def official_files() -> dict[str, bytes]:
             for n, class_id in enumerate(ids, start=1):
                 for drawer in DRAWERS:
                     ink = ink_image(class_id, drawer)
-                    blob = png_pil(ink, {1: "1", 2: "L"}.get(drawer, "RGB")) if class_id == 3 else png_1bit(ink)
+                    blob = (
+                        png_pil(ink, {1: "1", 2: "L"}.get(drawer, "RGB")) if class_id == 3 else png_1bit(ink)
+                    )
                     files[f"images_{part}/{alphabet}/character{n:02d}/{class_id:04d}_{drawer:02d}.png"] = blob
     return files
 
@@ -113,7 +120,7 @@ def test_decoder_undoes_every_png_filter_and_matches_pillow():
     decoded = om.decode_ink(blobs, names, "test")
     reference = np.stack([np.asarray(PIL.open(io.BytesIO(b)).convert("L")) < 128 for b in blobs])
     np.testing.assert_array_equal(decoded, reference)
-    np.testing.assert_array_equal(decoded[:len(masks)], np.stack(masks))
+    np.testing.assert_array_equal(decoded[: len(masks)], np.stack(masks))
 
 
 @pytest.mark.parametrize("size", [28, 32, 7, 1])
@@ -121,11 +128,15 @@ def test_downsample_is_exact_area_coverage(size):
     rng = np.random.default_rng(size)
     ink = rng.random((2, 105, 105)) < 0.3
     fine = np.kron(ink, np.ones((size, size), bool))  # (2, 105 s, 105 s): each pixel as s x s sub-pixels
-    covered = fine.reshape(2, size, 105, size, 105).sum((2, 4), dtype=np.int64)  # ink sub-pixels per output pixel
+    covered = fine.reshape(2, size, 105, size, 105).sum(
+        (2, 4), dtype=np.int64
+    )  # ink sub-pixels per output pixel
     grey = om.downsample(ink, image_size=size, binarize=False)
     np.testing.assert_array_equal(grey, (255 * covered + 11025 // 2) // 11025)
     np.testing.assert_array_equal(om.downsample(ink, image_size=size), np.where(4 * covered >= 11025, 255, 0))
-    np.testing.assert_array_equal(om.downsample(ink, image_size=105), np.where(ink, 255, 0))  # full size: as is
+    np.testing.assert_array_equal(
+        om.downsample(ink, image_size=105), np.where(ink, 255, 0)
+    )  # full size: as is
 
 
 def test_downsample_bad_input():
@@ -159,10 +170,14 @@ def test_zip_and_folder_layouts_agree(tmp_path, zips):
     folder = write_folders(tmp_path / "extracted", official_files())
     a = load_dataset("omniglot", root=zips, split="all", image_size=20, binarize=False)
     b = load_dataset("omniglot", root=folder, split="all", image_size=20, binarize=False)
-    assert torch.equal(a.data, b.data) and np.array_equal(a.labels, b.labels) and a.class_names == b.class_names
+    assert (
+        torch.equal(a.data, b.data) and np.array_equal(a.labels, b.labels) and a.class_names == b.class_names
+    )
     assert a.data.shape[1:] == (1, 20, 20) and len(a.data.unique()) > 2  # grey levels
     python = write_zips(tmp_path / "clone" / "python", official_files()).parent  # a clone of the repository
-    assert torch.equal(load_dataset("omniglot", root=python, split="all", image_size=20, binarize=False).data, a.data)
+    assert torch.equal(
+        load_dataset("omniglot", root=python, split="all", image_size=20, binarize=False).data, a.data
+    )
 
 
 def test_test_split_is_the_evaluation_characters(zips):
@@ -180,7 +195,9 @@ def test_val_holds_out_whole_alphabets_by_seed(zips):
         val = load_dataset("omniglot", root=zips, split="val", val_fraction=0.4, seed=seed)
         val_alphabets = set(val.meta["alphabet"])
         assert len(val_alphabets) == 2 and not val_alphabets & set(train.meta["alphabet"])
-        assert len(val) == 2 * 2 * len(DRAWERS) and len(train) + len(val) == 2 * len(BACKGROUND) * len(DRAWERS)
+        assert len(val) == 2 * 2 * len(DRAWERS) and len(train) + len(val) == 2 * len(BACKGROUND) * len(
+            DRAWERS
+        )
         again = load_dataset("omniglot", root=zips, split="val", val_fraction=0.4, seed=seed)
         assert np.array_equal(again.class_ids, val.class_ids)
         chosen.append(frozenset(val_alphabets))
@@ -243,7 +260,10 @@ def test_build_is_deterministic_and_reads_back(tmp_path, zips):
         assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     back = om.read_embedded(built)
     full = om.load(zips)
-    assert torch.equal(back.dataset.data, full.dataset.data) and back.dataset.class_names == full.dataset.class_names
+    assert (
+        torch.equal(back.dataset.data, full.dataset.data)
+        and back.dataset.class_names == full.dataset.class_names
+    )
     assert np.array_equal(back.train, full.train) and np.array_equal(back.groups, full.groups)
     for key in full.dataset.meta:
         assert np.array_equal(back.dataset.meta[key], full.dataset.meta[key])
@@ -266,7 +286,8 @@ def test_embedded_loads_offline_and_matches_its_record(tmp_path, monkeypatch):
     assert len(set(train.meta["alphabet"])) == 30 and len(set(test.meta["alphabet"])) == 20
     val = load_dataset("omniglot_embedded", split="val", val_fraction=0.2, seed=3)
     assert len(set(val.meta["alphabet"])) == 6 and not set(val.meta["alphabet"]) & set(
-        load_dataset("omniglot_embedded", split="train", val_fraction=0.2, seed=3).meta["alphabet"])
+        load_dataset("omniglot_embedded", split="train", val_fraction=0.2, seed=3).meta["alphabet"]
+    )
     for folder in (Path(om.__file__).parent / "embedded",):
         assert "Permission is hereby granted" in (folder / "LICENSE").read_text()
         assert "Science" in (folder / "README.md").read_text()

@@ -18,7 +18,9 @@ def test_matches_loop_reference(alpha):
 
 def test_uneven_classes_match_loop_reference():
     g = torch.Generator().manual_seed(32)
-    x = 3.0 * torch.randn(11, 4, generator=g, dtype=torch.float64)  # norms far from 1: the raw negatives matter
+    x = 3.0 * torch.randn(
+        11, 4, generator=g, dtype=torch.float64
+    )  # norms far from 1: the raw negatives matter
     y = torch.tensor([0, 3, 0, 3, 3, 1, 2, 2, 0, 4, 2])
     assert_close_value_grad(lambda x, y: AngularLoss()(x, y), reference, x, y)
 
@@ -31,7 +33,9 @@ def test_gradcheck():
 def test_pml_parity(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
     assert_pml_parity(AngularLoss(), pml.AngularLoss(), dtype=dtype, device=device)
-    assert_pml_parity(AngularLoss(alpha=30), pml.AngularLoss(alpha=30), dtype=dtype, device=device, seeds=(4,))
+    assert_pml_parity(
+        AngularLoss(alpha=30), pml.AngularLoss(alpha=30), dtype=dtype, device=device, seeds=(4,)
+    )
 
 
 def test_negatives_enter_unnormalised_as_in_pml():
@@ -62,7 +66,9 @@ def test_satisfied_pairs_follow_the_angle_constraint():
     assert info.weights.num_candidates == len(pairs)
     assert info.weights.num_trivial == satisfied
     assert torch.all(info.weights.negative[y[:, None] == y[None, :]] == 0)
-    assert torch.all((info.weights.positive > 0) == ((y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=bool)))
+    assert torch.all(
+        (info.weights.positive > 0) == ((y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=bool))
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 90.0, 120.0, -5.0])

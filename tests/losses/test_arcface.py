@@ -39,8 +39,14 @@ def test_gradcheck_embeddings_and_proxies():
 
 def test_pml_parity_margin_in_degrees_there(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
-    errors = pml_proxy_parity(ArcFaceLoss(num_classes=24, embedding_dim=32, margin=math.radians(28.6)),
-                              pml.ArcFaceLoss(24, 32, margin=28.6), "W", transposed=True, dtype=dtype, device=device)
+    errors = pml_proxy_parity(
+        ArcFaceLoss(num_classes=24, embedding_dim=32, margin=math.radians(28.6)),
+        pml.ArcFaceLoss(24, 32, margin=28.6),
+        "W",
+        transposed=True,
+        dtype=dtype,
+        device=device,
+    )
     assert max(errors) <= (1e-5 if dtype == torch.float32 else 1e-9), errors
 
 

@@ -1,4 +1,5 @@
 """Bad input gets a clear error naming the argument, never a NaN or an error from inside torch."""
+
 import pytest
 import torch
 
@@ -6,7 +7,9 @@ from dmlbook.losses import LOSSES, build_loss
 
 
 def _make(name):
-    if LOSSES[name].needs_classes:  # owns a classifier, centres or proxies: needs the label space and embedding size
+    if LOSSES[
+        name
+    ].needs_classes:  # owns a classifier, centres or proxies: needs the label space and embedding size
         return build_loss(name, num_classes=8, embedding_dim=4)
     return build_loss(name, attention="none") if name.startswith("osm") else build_loss(name)
 
@@ -45,7 +48,9 @@ def test_non_finite_embeddings(name, bad):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("labels", [torch.arange(8), torch.zeros(8, dtype=torch.long)], ids=["no-pos", "no-neg"])
+@pytest.mark.parametrize(
+    "labels", [torch.arange(8), torch.zeros(8, dtype=torch.long)], ids=["no-pos", "no-neg"]
+)
 def test_batches_without_positives_or_negatives_are_finite(name, labels):
     x = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
     out = _make(name)(x, labels)
@@ -64,8 +69,14 @@ def test_lists_and_numpy_labels_are_accepted():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: build_loss("triplet", mining="hardest"), "mining must be one of 'all', 'batch_hard', 'semi_hard'"),
-        (lambda: build_loss("osm_caa", attention="soft"), "attention must be one of 'prob', 'gaussian', 'none'"),
+        (
+            lambda: build_loss("triplet", mining="hardest"),
+            "mining must be one of 'all', 'batch_hard', 'semi_hard'",
+        ),
+        (
+            lambda: build_loss("osm_caa", attention="soft"),
+            "attention must be one of 'prob', 'gaussian', 'none'",
+        ),
         (lambda: build_loss("circle"), "loss must be one of"),
         (lambda: build_loss("contrastive", margin=1.0), "bad hyper-parameter for loss 'contrastive'"),
         (lambda: build_loss("multi_similarity", alpha=-1.0), "alpha must be a finite number > 0"),
@@ -108,15 +119,26 @@ def test_constructor_takes_keywords_only(name):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: build_loss("contrastive", pos_margin=-0.1), r"pos_margin must be >= 0 \(it is a margin on distances"),
+        (
+            lambda: build_loss("contrastive", pos_margin=-0.1),
+            r"pos_margin must be >= 0 \(it is a margin on distances",
+        ),
         (lambda: build_loss("contrastive", neg_margin=-1.0), "neg_margin must be >= 0"),
-        (lambda: build_loss("contrastive", pos_margin=1.2, neg_margin=1.0),
-         r"pos_margin \(1.2\) must not exceed neg_margin \(1.0\): positives would be allowed"),
-        (lambda: build_loss("triplet", margin=-0.05), "margin must be >= 0 .*closer to the anchor than the positive"),
+        (
+            lambda: build_loss("contrastive", pos_margin=1.2, neg_margin=1.0),
+            r"pos_margin \(1.2\) must not exceed neg_margin \(1.0\): positives would be allowed",
+        ),
+        (
+            lambda: build_loss("triplet", margin=-0.05),
+            "margin must be >= 0 .*closer to the anchor than the positive",
+        ),
         (lambda: build_loss("demal", margin=-0.2), "margin must be >= 0"),
         (lambda: build_loss("lifted", neg_margin=-1.0), "neg_margin must be >= 0"),
         (lambda: build_loss("lifted", pos_margin=-0.1), "pos_margin must be >= 0"),
-        (lambda: build_loss("centre", num_classes=3, embedding_dim=4, neg_margin=-1.0), "neg_margin must be >= 0"),
+        (
+            lambda: build_loss("centre", num_classes=3, embedding_dim=4, neg_margin=-1.0),
+            "neg_margin must be >= 0",
+        ),
         (lambda: build_loss("multi_similarity", beta=0.0), "beta must be a finite number > 0"),
         (lambda: build_loss("osm", sigma_osm=0.0), "sigma_osm must be a finite number > 0"),
     ],
@@ -128,8 +150,12 @@ def test_margins_and_scales_that_make_no_sense_are_refused(make, match):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("contrastive", {"pos_margin": 0.5, "neg_margin": 0.5}), ("contrastive", {"pos_margin": 0.0, "neg_margin": 0.0}),
-     ("triplet", {"margin": 0.0}), ("lifted", {"neg_margin": 0.0, "pos_margin": 0.0})],
+    [
+        ("contrastive", {"pos_margin": 0.5, "neg_margin": 0.5}),
+        ("contrastive", {"pos_margin": 0.0, "neg_margin": 0.0}),
+        ("triplet", {"margin": 0.0}),
+        ("lifted", {"neg_margin": 0.0, "pos_margin": 0.0}),
+    ],
 )
 def test_boundary_margins_are_allowed(name, kwargs):
     x = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)

@@ -1,5 +1,6 @@
 """HybridLoss (cross-entropy of a classifier on the embeddings + a metric-learning term): loop references,
 PML parity, float64 gradcheck, the logits hand-over to class-aware attention, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,14 @@ def test_ce_plus_triplet_matches_loop(mining):
     w, b = loss.classifier.fc.weight.detach(), loss.classifier.fc.bias.detach()
     assert_close_value_grad(
         lambda x, y: loss(x, y),
-        lambda x, y: 0.7 * ce_reference(x, y, w, b) + 2.0 * triplet_reference(x, y, 0.2, mining), x, y)
+        lambda x, y: 0.7 * ce_reference(x, y, w, b) + 2.0 * triplet_reference(x, y, 0.2, mining),
+        x,
+        y,
+    )
     terms = loss.last_terms
-    assert math.isclose(float(0.7 * terms["ce"] + 2.0 * terms["metric"]), float(loss(x, y).detach()), rel_tol=1e-12)
+    assert math.isclose(
+        float(0.7 * terms["ce"] + 2.0 * terms["metric"]), float(loss(x, y).detach()), rel_tol=1e-12
+    )
 
 
 @pytest.mark.parametrize("attention", ["prob", "gaussian"])
@@ -60,7 +66,10 @@ def test_ce_plus_osm_caa_reads_the_shared_classifier(attention):
     # the weights are constants (detach_weights), so the attention's dependence on x carries no gradient
     assert_close_value_grad(
         lambda x, y: loss(x, y),
-        lambda x, y: ce_reference(x, y, w, b) + 0.5 * osm_reference(x, y, a.detach()), x, y)
+        lambda x, y: ce_reference(x, y, w, b) + 0.5 * osm_reference(x, y, a.detach()),
+        x,
+        y,
+    )
 
 
 def test_pml_parity_ce_plus_triplet(dtype, device):
@@ -92,7 +101,9 @@ def test_gradcheck(metric):
     emb = x.detach()
 
     def by_classifier(w, b):
-        return torch.func.functional_call(loss, {"classifier.fc.weight": w, "classifier.fc.bias": b}, (emb, y))
+        return torch.func.functional_call(
+            loss, {"classifier.fc.weight": w, "classifier.fc.bias": b}, (emb, y)
+        )
 
     if metric == "osm_caa":
         # the attention weights are constants (detach_weights): the metric term sends the classifier no gradient,

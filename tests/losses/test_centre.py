@@ -1,4 +1,5 @@
 """CentreStructuredLoss: CE + lifted structure + feature-to-centre + centre-to-centre, checked against loops."""
+
 import itertools
 
 import pytest
@@ -33,7 +34,9 @@ def _ema_reference(u, y, centres, rate):
     return torch.stack(out)
 
 
-def reference(x, y, weight, bias, centres, *, w=(1.0, 1.0, 0.01, 0.01), tau=2.0, neg=1.0, pos=0.0, ema_rate=None):
+def reference(
+    x, y, weight, bias, centres, *, w=(1.0, 1.0, 0.01, 0.01), tau=2.0, neg=1.0, pos=0.0, ema_rate=None
+):
     """The four terms written one sample / one pair at a time from the formulas in the docstring."""
     u, lab, n, c = _unit(x), y.tolist(), len(x), centres.shape[0]
     ce = sum(-torch.log_softmax(weight @ u[i] + bias, dim=0)[lab[i]] for i in range(n)) / n
@@ -52,7 +55,9 @@ def _value_and_grads(fn, x, params):
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     out = fn(x, params)
     grads = torch.autograd.grad(out, [x, *params.values()], allow_unused=True)
-    return out.detach(), [torch.zeros_like(t) if g is None else g for g, t in zip(grads, [x, *params.values()])]
+    return out.detach(), [
+        torch.zeros_like(t) if g is None else g for g, t in zip(grads, [x, *params.values()])
+    ]
 
 
 def _params(loss):
@@ -63,14 +68,22 @@ def _params(loss):
     "kwargs",
     [
         {},
-        {"ce_weight": 0.5, "lifted_weight": 2.0, "intra_weight": 0.3, "inter_weight": 0.7, "inter_margin": 3.0},
+        {
+            "ce_weight": 0.5,
+            "lifted_weight": 2.0,
+            "intra_weight": 0.3,
+            "inter_weight": 0.7,
+            "inter_margin": 3.0,
+        },
         {"neg_margin": 0.5, "pos_margin": 0.1, "intra_weight": 1.0, "inter_weight": 1.0, "inter_margin": 2.5},
     ],
 )
 def test_matches_loop_reference_with_learnable_centres(kwargs):
     x, y = batch(3, 4, 5, seed=30)
     loss = _loss(**kwargs)
-    with torch.no_grad():  # centres of mixed norms so that some centre pairs are inside the margin, some outside
+    with (
+        torch.no_grad()
+    ):  # centres of mixed norms so that some centre pairs are inside the margin, some outside
         loss.centres.mul_(torch.tensor([[0.4], [1.0], [1.6]], dtype=torch.float64))
     w = tuple(loss.term_weights[k] for k in TERMS)
     opts = {"w": w, "tau": loss.inter_margin, "neg": loss.lifted.neg_margin, "pos": loss.lifted.pos_margin}
@@ -88,7 +101,9 @@ def test_matches_loop_reference_with_learnable_centres(kwargs):
     for name, a, b in zip(["x", *params], g1, g2):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), name
     # the inter term is neither all-active nor all-inactive in this batch (else it would test little)
-    active = (loss.inter_margin - torch.cdist(loss.centres, loss.centres) ** 2)[torch.triu_indices(3, 3, 1).unbind()]
+    active = (loss.inter_margin - torch.cdist(loss.centres, loss.centres) ** 2)[
+        torch.triu_indices(3, 3, 1).unbind()
+    ]
     assert (active > 0).any() and (active < 0).any()
 
 
@@ -114,8 +129,16 @@ def test_ema_matches_loop_reference_and_updates_centres():
     value = loss(xx, y)
     (g1,) = torch.autograd.grad(value, xx)
     xr = x.clone().requires_grad_(True)
-    ref_value, _ = reference(xr, y, loss.classifier.weight, loss.classifier.bias, before,
-                             w=(1.0, 1.0, 0.5, 1.0), tau=3.5, ema_rate=0.5)
+    ref_value, _ = reference(
+        xr,
+        y,
+        loss.classifier.weight,
+        loss.classifier.bias,
+        before,
+        w=(1.0, 1.0, 0.5, 1.0),
+        tau=3.5,
+        ema_rate=0.5,
+    )
     (g2,) = torch.autograd.grad(ref_value, xr)
     assert torch.allclose(value, ref_value, rtol=1e-10)
     assert torch.allclose(g1, g2, rtol=1e-9, atol=1e-12)
@@ -156,7 +179,11 @@ def test_separation_reaches_embeddings_only_through_ema_centres():
     # learnable centres: the inter term depends on the centres alone; EMA: on the batch class means too
     x, y = batch(3, 4, 5, seed=35)
     only_inter = {
-        "ce_weight": 0.0, "lifted_weight": 0.0, "intra_weight": 0.0, "inter_weight": 1.0, "inter_margin": 4.0
+        "ce_weight": 0.0,
+        "lifted_weight": 0.0,
+        "intra_weight": 0.0,
+        "inter_weight": 1.0,
+        "inter_margin": 4.0,
     }
     for update, reaches in (("learn", False), ("ema", True)):
         loss = _loss(centre_update=update, **only_inter)
@@ -290,8 +317,11 @@ def test_registered_and_built_by_name():
         ({"centre_update": "sgd"}, ValueError, "centre_update must be one of 'learn', 'ema'"),
         ({"centre_rate": 1.5}, ValueError, r"centre_rate must be in \[0, 1\]"),
         ({"neg_margin": "1"}, TypeError, "neg_margin must be a number"),
-        ({"ce_weight": 0.0, "lifted_weight": 0.0, "intra_weight": 0.0, "inter_weight": 0.0}, ValueError,
-         "at least one of"),
+        (
+            {"ce_weight": 0.0, "lifted_weight": 0.0, "intra_weight": 0.0, "inter_weight": 0.0},
+            ValueError,
+            "at least one of",
+        ),
     ],
 )
 def test_bad_hyper_parameters(kwargs, error, match):

@@ -27,8 +27,14 @@ def test_gradcheck_embeddings_and_proxies():
 
 def test_pml_parity(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
-    errors = pml_proxy_parity(CosFaceLoss(num_classes=24, embedding_dim=32), pml.CosFaceLoss(24, 32), "W",
-                              transposed=True, dtype=dtype, device=device)
+    errors = pml_proxy_parity(
+        CosFaceLoss(num_classes=24, embedding_dim=32),
+        pml.CosFaceLoss(24, 32),
+        "W",
+        transposed=True,
+        dtype=dtype,
+        device=device,
+    )
     assert max(errors) <= (1e-5 if dtype == torch.float32 else 1e-9), errors
 
 

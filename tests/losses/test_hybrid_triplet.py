@@ -4,6 +4,7 @@ The reference below walks over triplets and samples in Python, written from the 
 :class:`dmlbook.losses.HybridTripletLoss`; PML's TripletMarginLoss (with squared Lp distances) plus torch's
 cross-entropy is an independent second check.
 """
+
 import math
 
 import pytest
@@ -29,12 +30,16 @@ def _reference(x, y, weight, bias, *, margin, mining, squared, w_tri, w_ce, norm
             ps = [p for p in range(n) if p != a and labels[p] == labels[a]]
             ns = [q for q in range(n) if labels[q] != labels[a]]
             if ps and ns:
-                chosen.append((a, max(ps, key=lambda p: delta(a, p).item()), min(ns, key=lambda q: delta(a, q).item())))
+                chosen.append(
+                    (a, max(ps, key=lambda p: delta(a, p).item()), min(ns, key=lambda q: delta(a, q).item()))
+                )
     else:
         chosen = triplets(y)
     terms = []
     for a, p, q in chosen:
-        if mining == "semi_hard" and not (delta(a, p).item() < delta(a, q).item() <= delta(a, p).item() + margin):
+        if mining == "semi_hard" and not (
+            delta(a, p).item() < delta(a, q).item() <= delta(a, p).item() + margin
+        ):
             continue
         term = torch.relu(delta(a, p) - delta(a, q) + margin)
         if term.item() > 0:
@@ -67,8 +72,15 @@ def test_matches_loop_reference(mining, squared, weights):
     w_tri, w_ce = weights
     x, y = batch(3, 4, 5, seed=11)
     weight, bias = _classifier_params(3, 5)
-    loss = HybridTripletLoss(margin=0.3, mining=mining, squared=squared, triplet_weight=w_tri, ce_weight=w_ce,
-                             num_classes=3, embedding_dim=5).double()
+    loss = HybridTripletLoss(
+        margin=0.3,
+        mining=mining,
+        squared=squared,
+        triplet_weight=w_tri,
+        ce_weight=w_ce,
+        num_classes=3,
+        embedding_dim=5,
+    ).double()
     _with_classifier(loss, weight, bias)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     ours = loss(x1, y)
@@ -82,12 +94,25 @@ def test_matches_loop_reference(mining, squared, weights):
 def test_classifier_gradient_and_normalized_input_match_reference():
     x, y = batch(2, 5, 4, seed=3)
     weight, bias = _classifier_params(2, 4, seed=7)
-    loss = _with_classifier(HybridTripletLoss(num_classes=2, embedding_dim=4, normalize_classifier_input=True)
-                            .double(), weight, bias)
+    loss = _with_classifier(
+        HybridTripletLoss(num_classes=2, embedding_dim=4, normalize_classifier_input=True).double(),
+        weight,
+        bias,
+    )
     w_ref, b_ref = weight.clone().requires_grad_(), bias.clone().requires_grad_()
     ours = loss(x, y)
-    ref = _reference(x, y, w_ref, b_ref, margin=0.2, mining="batch_hard", squared=True, w_tri=1.0, w_ce=1.0,
-                     normalize_classifier_input=True)
+    ref = _reference(
+        x,
+        y,
+        w_ref,
+        b_ref,
+        margin=0.2,
+        mining="batch_hard",
+        squared=True,
+        w_tri=1.0,
+        w_ce=1.0,
+        normalize_classifier_input=True,
+    )
     assert math.isclose(ours.item(), ref.item(), rel_tol=1e-10)
     ours.backward()
     ref.backward()
@@ -99,12 +124,15 @@ def test_classifier_gradient_and_normalized_input_match_reference():
 @pytest.mark.parametrize("squared", [True, False])
 def test_gradcheck_embeddings_and_classifier(mining, squared):
     x, y = batch(3, 3, 4, seed=2)
-    loss = HybridTripletLoss(margin=0.5, mining=mining, squared=squared, triplet_weight=0.7,
-                             num_classes=3, embedding_dim=4).double()
+    loss = HybridTripletLoss(
+        margin=0.5, mining=mining, squared=squared, triplet_weight=0.7, num_classes=3, embedding_dim=4
+    ).double()
     w, b = loss.classifier.fc.weight, loss.classifier.fc.bias
 
     def fn(x, w_, b_):  # the loss with the classifier's parameters as inputs (a functional call)
-        return torch.func.functional_call(loss, {"classifier.fc.weight": w_, "classifier.fc.bias": b_}, (x, y))
+        return torch.func.functional_call(
+            loss, {"classifier.fc.weight": w_, "classifier.fc.bias": b_}, (x, y)
+        )
 
     inputs = (x.requires_grad_(), w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_())
     assert torch.autograd.gradcheck(fn, inputs)
@@ -136,8 +164,11 @@ def test_terms_equal_their_parts(dtype, device):
     tri = build_loss("triplet", margin=0.2, mining="batch_hard")
     # the triplet term is TripletMarginLoss on squared distances: same mining, same reducer
     d2 = torch.cdist(torch.nn.functional.normalize(x, dim=1), torch.nn.functional.normalize(x, dim=1)) ** 2
-    assert math.isclose(loss.last_terms["triplet"], float(tri.compute(tri._pairs(x, y, d2), details=False).loss),
-                        rel_tol=1e-4 if dtype == torch.float32 else 1e-9)
+    assert math.isclose(
+        loss.last_terms["triplet"],
+        float(tri.compute(tri._pairs(x, y, d2), details=False).loss),
+        rel_tol=1e-4 if dtype == torch.float32 else 1e-9,
+    )
     ce = torch.nn.functional.cross_entropy(loss.classifier(x), y)
     assert math.isclose(loss.last_terms["ce"], ce.item(), rel_tol=1e-5)
     expected = 2.0 * loss.last_terms["triplet"] + 0.5 * loss.last_terms["ce"]
@@ -152,8 +183,10 @@ def test_without_triplet_is_cross_entropy_and_external_logits():
     torch.testing.assert_close(ce_only(x, y), expected)
     # logits from the caller instead of the own classifier give the same value
     external = HybridTripletLoss(margin=0.25, mining="all")
-    own = _with_classifier(HybridTripletLoss(margin=0.25, mining="all", num_classes=3, embedding_dim=5).double(),
-                           *_classifier_params(3, 5, seed=1))
+    own = _with_classifier(
+        HybridTripletLoss(margin=0.25, mining="all", num_classes=3, embedding_dim=5).double(),
+        *_classifier_params(3, 5, seed=1),
+    )
     torch.testing.assert_close(external(x, y, logits=own.classifier(x)), own(x, y))
     # no classifier, ce_weight=0: the triplet term alone equals TripletMarginLoss on squared distances
     tri_only = HybridTripletLoss(margin=0.3, ce_weight=0.0, squared=False, mining="all")
@@ -190,7 +223,9 @@ def test_registered_and_bad_arguments():
     with pytest.raises(ValueError, match="pass logits="):
         HybridTripletLoss()(x, y)
     with pytest.raises(ValueError, match="do not also pass logits"):
-        HybridTripletLoss(num_classes=2, embedding_dim=4).double()(x, y, logits=torch.zeros(6, 2, dtype=x.dtype))
+        HybridTripletLoss(num_classes=2, embedding_dim=4).double()(
+            x, y, logits=torch.zeros(6, 2, dtype=x.dtype)
+        )
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 0\]"):
         HybridTripletLoss(num_classes=1, embedding_dim=4).double()(x, y)
     with pytest.raises(ValueError, match="no classifier"):

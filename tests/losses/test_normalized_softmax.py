@@ -27,8 +27,14 @@ def test_gradcheck_embeddings_and_proxies():
 
 def test_pml_parity(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
-    errors = pml_proxy_parity(NormalizedSoftmaxLoss(num_classes=24, embedding_dim=32),
-                              pml.NormalizedSoftmaxLoss(24, 32), "W", transposed=True, dtype=dtype, device=device)
+    errors = pml_proxy_parity(
+        NormalizedSoftmaxLoss(num_classes=24, embedding_dim=32),
+        pml.NormalizedSoftmaxLoss(24, 32),
+        "W",
+        transposed=True,
+        dtype=dtype,
+        device=device,
+    )
     assert max(errors) <= (1e-5 if dtype == torch.float32 else 1e-9), errors
 
 
@@ -41,8 +47,11 @@ def test_is_cross_entropy_of_scaled_cosines():
     assert torch.allclose(loss(x, y), torch.nn.functional.cross_entropy(cos / 0.2, y), rtol=1e-12)
     info = loss.details(x, y)
     assert torch.allclose(info.matrix, cos, rtol=1e-12)
-    assert torch.allclose(info.weights.positive.sum(1) - info.weights.negative.sum(1), torch.zeros(12, dtype=x.dtype),
-                          atol=1e-12)  # the pull on the own class equals the total push (softmax sums to 1)
+    assert torch.allclose(
+        info.weights.positive.sum(1) - info.weights.negative.sum(1),
+        torch.zeros(12, dtype=x.dtype),
+        atol=1e-12,
+    )  # the pull on the own class equals the total push (softmax sums to 1)
 
 
 def test_bad_temperature():

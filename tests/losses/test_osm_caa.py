@@ -120,8 +120,9 @@ def test_fast_forward_matches_general_path_with_own_classifier(variant, detach, 
     # compute() on the general pair matrix (its classifier normalising again) is the reference, parameters included
     torch.manual_seed(1)
     x, y = batch(4, 3, 6, seed=20)
-    loss = OSMCAALoss(num_classes=4, embedding_dim=6, detach_weights=detach, variant=variant,
-                      attention=attention).double()
+    loss = OSMCAALoss(
+        num_classes=4, embedding_dim=6, detach_weights=detach, variant=variant, attention=attention
+    ).double()
 
     def value_grads(fn):
         xx = x.clone().requires_grad_(True)
@@ -148,7 +149,9 @@ def test_constant_weight_gradient_matches_autograd():
     assert torch.allclose(g1, g2, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 2e-2), (torch.bfloat16, 5e-2)], ids=["f16", "bf16"])
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float16, 2e-2), (torch.bfloat16, 5e-2)], ids=["f16", "bf16"]
+)
 @pytest.mark.parametrize("detach_weights", [True, False])
 def test_own_classifier_accepts_half_precision_embeddings(dtype, tol, detach_weights):
     # the classifier stays float32: it runs in its own dtype, the result is in the embeddings' dtype

@@ -1,5 +1,6 @@
 """``OSMCAALoss(detach_classifier=True)``: the own classifier learns, but its cross-entropy leaves the
 embeddings alone (their gradient is the metric term's only)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """What the six proxy losses share: registration, class vectors, dtypes, checks, details and a training step."""
+
 import pytest
 import torch
 from dml_reference import batch
@@ -91,7 +92,9 @@ def test_a_few_steps_separate_the_classes(name):
     x, y = batch(4, 4, 6, dtype=torch.float32, seed=7)
     x = x.requires_grad_(True)
     loss = _loss(name)
-    opt = torch.optim.SGD([{"params": [x]}, {"params": loss.parameters(), "lr": 0.05 * loss.lr_mult / 10}], lr=0.05)
+    opt = torch.optim.SGD(
+        [{"params": [x]}, {"params": loss.parameters(), "lr": 0.05 * loss.lr_mult / 10}], lr=0.05
+    )
     first = loss(x, y).item()
     for _ in range(30):
         opt.zero_grad()

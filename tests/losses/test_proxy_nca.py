@@ -28,9 +28,14 @@ def test_gradcheck_embeddings_and_proxies():
 @pytest.mark.parametrize("scale", [1.0, 10.0])
 def test_pml_parity(dtype, device, scale):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
-    errors = pml_proxy_parity(ProxyNCALoss(num_classes=24, embedding_dim=32, softmax_scale=scale),
-                              pml.ProxyNCALoss(24, 32, softmax_scale=scale), "proxies", transposed=False,
-                              dtype=dtype, device=device)
+    errors = pml_proxy_parity(
+        ProxyNCALoss(num_classes=24, embedding_dim=32, softmax_scale=scale),
+        pml.ProxyNCALoss(24, 32, softmax_scale=scale),
+        "proxies",
+        transposed=False,
+        dtype=dtype,
+        device=device,
+    )
     assert max(errors) <= (1e-5 if dtype == torch.float32 else 1e-9), errors
 
 

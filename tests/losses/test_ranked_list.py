@@ -5,8 +5,12 @@ from dml_reference import ranked_list as reference
 
 from dmlbook.losses import RankedListLoss
 
-SETTINGS = [{}, {"margin": 0.6, "Tn": 5.0, "Tp": 2.0, "imbalance": 0.3}, {"margin": 0.2, "alpha": 1.3, "Tn": 0.0},
-            {"margin": 0.5, "alpha": 0.3, "Tp": -1.0}]  # the last: positive boundary α − m < 0, every positive mined
+SETTINGS = [
+    {},
+    {"margin": 0.6, "Tn": 5.0, "Tp": 2.0, "imbalance": 0.3},
+    {"margin": 0.2, "alpha": 1.3, "Tn": 0.0},
+    {"margin": 0.5, "alpha": 0.3, "Tp": -1.0},
+]  # the last: positive boundary α − m < 0, every positive mined
 
 
 @pytest.mark.parametrize("kw", SETTINGS)
@@ -43,7 +47,11 @@ def test_boundaries_select_non_trivial_pairs():
 from dml_reference import ranked_list_official as official_reference
 from dml_reference import ranked_list_official_surrogate
 
-OFFICIAL_SETTINGS = [{}, {"margin": 0.6, "Tn": 5.0, "Tp": 2.0, "imbalance": 0.3}, {"margin": 0.2, "alpha": 1.3, "Tn": 0.0}]
+OFFICIAL_SETTINGS = [
+    {},
+    {"margin": 0.6, "Tn": 5.0, "Tp": 2.0, "imbalance": 0.3},
+    {"margin": 0.2, "alpha": 1.3, "Tn": 0.0},
+]
 
 
 @pytest.mark.parametrize("kw", OFFICIAL_SETTINGS)
@@ -74,7 +82,9 @@ def test_official_gradient_is_not_the_derivative_of_its_value():
 def test_official_weights_are_constants_and_only_the_query_end_moves():
     """Non-trivial pairs (0, 1) and (2, 3) only: each end gets the gradient of its own ranked list only, with
     constant weights — the hinge's unit vector times (S_i/S)·λ·w/Σw."""
-    x = torch.tensor([[1.0, 0.0], [0.8, 0.6], [-1.0, 0.0], [-0.8, -0.6]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [[1.0, 0.0], [0.8, 0.6], [-1.0, 0.0], [-0.8, -0.6]], dtype=torch.float64, requires_grad=True
+    )
     y = torch.tensor([0, 1, 2, 3])  # only (0, 1) and (2, 3) are closer than α = 1.2; they are negatives
     out = RankedListLoss(variant="official")(x, y)
     (grad,) = torch.autograd.grad(out, x)
@@ -99,16 +109,22 @@ def test_official_details_report_the_constant_coefficients():
     assert paper.weights.num_trivial == official.weights.num_trivial
     w = official.weights
     share = (w.positive.sum(1) + w.negative.sum(1)) / (w.positive.sum() + w.negative.sum())  # S_i / S
-    expected = share[:, None] * 0.5 * (
-        w.positive / w.positive.sum(1, keepdim=True).clamp(min=1e-300)
-        + w.negative / w.negative.sum(1, keepdim=True).clamp(min=1e-300)
+    expected = (
+        share[:, None]
+        * 0.5
+        * (
+            w.positive / w.positive.sum(1, keepdim=True).clamp(min=1e-300)
+            + w.negative / w.negative.sum(1, keepdim=True).clamp(min=1e-300)
+        )
     )
     assert torch.allclose(official.pair_gradient, expected, atol=1e-12)
     assert torch.allclose(official.loss, RankedListLoss(variant="official")(x, y), rtol=1e-12)
 
 
 def test_official_without_non_trivial_pairs_is_a_connected_zero():
-    x = torch.tensor([[1.0, 0.0], [1.0, 0.01], [-1.0, 0.0], [-1.0, 0.01]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [[1.0, 0.0], [1.0, 0.01], [-1.0, 0.0], [-1.0, 0.01]], dtype=torch.float64, requires_grad=True
+    )
     y = torch.tensor([0, 0, 1, 1])  # positives inside α − m, negatives beyond α
     out = RankedListLoss(variant="official")(x, y)
     out.backward()
@@ -138,7 +154,9 @@ def test_closed_form_forward_matches_compute_on_the_pair_grid(kw):
 
 
 def test_coincident_negatives_are_left_out():
-    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.6, 0.8]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [[1.0, 0.0], [1.0, 0.0], [0.6, 0.8], [0.6, 0.8]], dtype=torch.float64, requires_grad=True
+    )
     y = torch.tensor([0, 1, 0, 1])  # samples 0 and 1 coincide but differ in label
     info = RankedListLoss().details(x, y)
     assert info.weights.negative[0, 1] == 0 and info.weights.negative[0, 3] > 0

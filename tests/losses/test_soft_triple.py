@@ -12,8 +12,14 @@ def _setup(seed=0, classes=4, k=3):
     return x, y, w
 
 
-@pytest.mark.parametrize("kw", [{"centers_per_class": 3}, {"centers_per_class": 3, "la": 5.0, "gamma": 0.5,
-                                                             "margin": 0.2}, {"centers_per_class": 1}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"centers_per_class": 3},
+        {"centers_per_class": 3, "la": 5.0, "gamma": 0.5, "margin": 0.2},
+        {"centers_per_class": 1},
+    ],
+)
 def test_matches_loop_reference(kw):
     x, y, w = _setup(k=kw["centers_per_class"])
     loss = SoftTripleLoss(num_classes=4, embedding_dim=6, **kw).double()
@@ -22,14 +28,22 @@ def test_matches_loop_reference(kw):
 
 def test_gradcheck_embeddings_and_centres():
     x, y, w = _setup(seed=2)
-    loss = proxy_fn(SoftTripleLoss(num_classes=4, embedding_dim=6, centers_per_class=3, la=3.0, gamma=0.5).double())
+    loss = proxy_fn(
+        SoftTripleLoss(num_classes=4, embedding_dim=6, centers_per_class=3, la=3.0, gamma=0.5).double()
+    )
     assert torch.autograd.gradcheck(lambda x, w: loss(x, y, w), (x.requires_grad_(), w.requires_grad_()))
 
 
 def test_pml_parity(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
-    errors = pml_proxy_parity(SoftTripleLoss(num_classes=24, embedding_dim=32), pml.SoftTripleLoss(24, 32), "fc",
-                              transposed=True, dtype=dtype, device=device)
+    errors = pml_proxy_parity(
+        SoftTripleLoss(num_classes=24, embedding_dim=32),
+        pml.SoftTripleLoss(24, 32),
+        "fc",
+        transposed=True,
+        dtype=dtype,
+        device=device,
+    )
     assert max(errors) <= (1e-5 if dtype == torch.float32 else 1e-9), errors
 
 
@@ -46,7 +60,9 @@ def test_centre_rows_belong_to_their_class():
     i = int((y == 1).nonzero()[0])
     assert torch.all(info.weights.positive[i, :3] == 0) and torch.all(info.weights.positive[i, 6:] == 0)
     assert torch.all(info.weights.positive[i, 3:6] > 0)
-    assert torch.allclose(info.matrix, torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(w, dim=1).T)
+    assert torch.allclose(
+        info.matrix, torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(w, dim=1).T
+    )
     xi, yi = x[[i, i]], y[[i, i]]  # the sample twice: a batch whose loss is that sample's
     before = loss(xi, yi)
     for row, lower in ((4, True), (7, False)):  # centre 1 of class 1; centre 1 of class 2

@@ -22,7 +22,9 @@ def test_gradcheck():
 def test_pml_parity(dtype, device):
     pml = pytest.importorskip("pytorch_metric_learning.losses")
     assert_pml_parity(SupConLoss(), pml.SupConLoss(), dtype=dtype, device=device)
-    assert_pml_parity(SupConLoss(temperature=0.02), pml.SupConLoss(temperature=0.02), dtype=dtype, device=device)
+    assert_pml_parity(
+        SupConLoss(temperature=0.02), pml.SupConLoss(temperature=0.02), dtype=dtype, device=device
+    )
 
 
 def test_details_weights_per_pair():

@@ -64,7 +64,9 @@ def test_counts_active_triplets_like_brute_force(mining):
 
 def test_batch_hard_weights_mark_one_positive_and_negative_per_anchor():
     x, y = batch(4, 4, 8, seed=4)
-    info = TripletMarginLoss(margin=1.0, mining="batch_hard").details(x, y)  # large margin: every anchor active
+    info = TripletMarginLoss(margin=1.0, mining="batch_hard").details(
+        x, y
+    )  # large margin: every anchor active
     assert torch.equal(info.weights.positive.sum(1), torch.ones(len(y), dtype=x.dtype))
     assert torch.equal(info.weights.negative.sum(1), torch.ones(len(y), dtype=x.dtype))
     far = torch.where(info.weights.positive > 0, info.matrix, torch.zeros_like(info.matrix)).sum(1)
@@ -80,9 +82,7 @@ def test_batch_hard_weights_mark_one_positive_and_negative_per_anchor():
 def test_mean_reduction_matches_loop_reference(mining, margin):
     x, y = batch(4, 3, 5, seed=11)
     loss = TripletMarginLoss(margin=margin, mining=mining, reduction="mean")
-    assert_close_value_grad(
-        lambda x, y: loss(x, y), lambda x, y: mean_reference(x, y, margin, mining), x, y
-    )
+    assert_close_value_grad(lambda x, y: loss(x, y), lambda x, y: mean_reference(x, y, margin, mining), x, y)
 
 
 @pytest.mark.parametrize("mining", MININGS)
@@ -125,7 +125,9 @@ def test_mean_counts_the_zero_loss_triplets_and_agrees_with_details(mining):
     assert torch.isclose(mean(x, y), nonzero(x, y) * active / info.weights.num_candidates, rtol=1e-12)
     assert torch.isclose(info.loss, mean(x, y), rtol=1e-12)
     same = nonzero.details(x, y).weights  # the tuples and their weights do not depend on the reduction
-    assert torch.equal(info.weights.positive, same.positive) and torch.equal(info.weights.negative, same.negative)
+    assert torch.equal(info.weights.positive, same.positive) and torch.equal(
+        info.weights.negative, same.negative
+    )
     assert (info.weights.num_trivial, info.weights.num_candidates) == (same.num_trivial, same.num_candidates)
 
 

@@ -4,6 +4,7 @@ Each chapter has its own test file here (``test_NN_name.py``) that calls ``run_c
 the metrics: values in range, and the direction of each claim where the ``ci`` size supports it. A notebook
 that fails to execute fails its test with papermill's error.
 """
+
 from __future__ import annotations
 
 import json
