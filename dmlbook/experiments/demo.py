@@ -11,9 +11,10 @@ import argparse
 
 import torch
 
-from .. import seed_everything
-from ..evaluation import evaluate
+from ..data import DMLDataset
 from ..losses import ContrastiveLoss, OSMCAALoss, TripletMarginLoss
+from ..train import MiningTrace, TrainConfig
+from ..train import run as train_run
 
 
 def _classes(
@@ -25,13 +26,33 @@ def _classes(
 
 
 def run(*, steps: int = 150, seed: int = 0, noise: float = 0.2) -> dict[str, dict[str, float]]:
-    """Train one linear head per loss; return ``{loss: {trivial_start, trivial_end, recall@1}}``."""
-    seed_everything(seed)
+    """Train one linear head per loss through :func:`dmlbook.train.run`; return
+    ``{loss: {trivial_start, trivial_end, recall@1}}`` (trivial fractions of the loss's own mining, read by the
+    :class:`~dmlbook.train.MiningTrace` callback after the first and the last step)."""
     g = torch.Generator().manual_seed(seed)
-    x_train, y_train = _classes(16, 24, 32, g)
+    x_train, y_train = _classes(16, 24, 32, g)  # (384, 32), (384,)
     x_test, y_test = _classes(16, 24, 32, g)
     flip = torch.rand(len(y_train), generator=g) < noise
-    y_noisy = torch.where(flip, torch.randint(0, 16, y_train.shape, generator=g), y_train)
+    y_noisy = torch.where(flip, torch.randint(0, 16, y_train.shape, generator=g), y_train)  # (384,)
+    splits = (
+        DMLDataset(x_train, y_noisy, name="demo", split="train"),
+        None,
+        DMLDataset(x_test, y_test, name="demo", split="test"),
+    )
+    config = TrainConfig(
+        dataset="features",  # vectors given as splits below
+        loss="contrastive",
+        epochs=1,
+        batches_per_epoch=steps,
+        batch_p=16,
+        batch_k=8,
+        lr=1e-2,
+        schedule="none",
+        val_fraction=0.0,
+        seed=seed,
+        device="cpu",
+        progress=False,
+    )
     results: dict[str, dict[str, float]] = {}
     for name, make in {
         "contrastive": lambda: ContrastiveLoss(neg_margin=1.0),
@@ -39,20 +60,16 @@ def run(*, steps: int = 150, seed: int = 0, noise: float = 0.2) -> dict[str, dic
         "osm_caa": lambda: OSMCAALoss(num_classes=16, embedding_dim=16),
     }.items():
         torch.manual_seed(seed)
-        head, loss_fn = torch.nn.Linear(32, 16), make()
-        opt = torch.optim.Adam([*head.parameters(), *loss_fn.parameters()], lr=1e-2)
-        trivial = []
-        for step in range(steps):
-            idx = torch.randperm(len(y_noisy), generator=g)[:128]
-            emb = head(x_train[idx])
-            if step in (0, steps - 1):
-                trivial.append(loss_fn.details(emb, y_noisy[idx]).weights.trivial_fraction)
-            opt.zero_grad()
-            loss_fn(emb, y_noisy[idx]).backward()
-            opt.step()
-        with torch.no_grad():
-            recall = evaluate(head(x_test), y_test, ks=(1,), nmi=False)["recall@1"]
-        results[name] = {"trivial_start": trivial[0], "trivial_end": trivial[1], "recall@1": recall}
+        trace = MiningTrace(every=1)
+        result = train_run(
+            config, model=torch.nn.Linear(32, 16), loss_fn=make(), splits=splits, callbacks=[trace], nmi=False
+        )
+        _, trivial = trace.series("trivial_fraction")
+        results[name] = {
+            "trivial_start": float(trivial[0]),
+            "trivial_end": float(trivial[-1]),
+            "recall@1": float(result.metrics["recall@1"]),
+        }
     return results
 
 
