@@ -6,6 +6,7 @@ except :class:`ToTensor` (PIL or uint8 -> float tensor in [0, 1]) and :class:`No
 transforms draw from torch's global generator, so ``torch.manual_seed`` and the DataLoader's per-worker seeds
 make them reproducible. Typical pipelines: :func:`train_transform` and :func:`eval_transform`.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,7 @@ def crop(img: Any, top: int, left: int, height: int, width: int) -> Any:
     if any(pad):
         img = F.pad(img, pad)
         top, left = top + pad[2], left + pad[0]
-    return img[..., top:top + height, left:left + width]
+    return img[..., top : top + height, left : left + width]
 
 
 def resize(img: Any, size: tuple[int, int], *, interpolation: str = "bilinear") -> Any:
@@ -173,8 +174,13 @@ class RandomResizedCrop:
     resized to ``size``; falls back to a central crop after 10 failed tries (Szegedy et al., "Going Deeper with
     Convolutions", CVPR 2015)."""
 
-    def __init__(self, size: int | Sequence[int], *, scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int],
+        *,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> None:
         self.size = _pair(size, "size")
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1; got {scale}")
@@ -254,20 +260,39 @@ class Normalize:
         return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
 
 
-def train_transform(size: int = 224, *, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD, scale: tuple[float, float] = (0.08, 1.0)) -> Compose:
+def train_transform(
+    size: int = 224,
+    *,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    scale: tuple[float, float] = (0.08, 1.0),
+) -> Compose:
     """The usual DML training augmentation: random resized crop (covering a ``scale`` fraction of the image),
     horizontal flip, to tensor, normalize."""
-    return Compose([RandomResizedCrop(size, scale=scale), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)])
+    return Compose(
+        [RandomResizedCrop(size, scale=scale), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)]
+    )
 
 
-def eval_transform(size: int = 224, *, resize_to: int | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> Compose:
+def eval_transform(
+    size: int = 224,
+    *,
+    resize_to: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
+) -> Compose:
     """Resize the shorter side to ``resize_to`` (default ``size * 8 / 7``, i.e. 256 for 224), centre-crop
     ``size``, to tensor, normalize. For TF-style models pass ``mean=TF_MEAN, std=TF_STD`` (inputs in [-1, 1])."""
     resize_to = round(size * 8 / 7) if resize_to is None else resize_to
-    return Compose([ResizeShorter(resize_to, interpolation=interpolation), CenterCrop(size), ToTensor(),
-                    Normalize(mean, std)])
+    return Compose(
+        [
+            ResizeShorter(resize_to, interpolation=interpolation),
+            CenterCrop(size),
+            ToTensor(),
+            Normalize(mean, std),
+        ]
+    )
 
 
 class RandomAffine:
@@ -298,8 +323,15 @@ class RandomAffine:
         p: probability that an image is jittered at all (the others pass unchanged).
     """
 
-    def __init__(self, *, degrees: float = 10.0, translate: float = 0.1,
-                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 10.0, p: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        degrees: float = 10.0,
+        translate: float = 0.1,
+        scale: tuple[float, float] = (0.9, 1.1),
+        shear: float = 10.0,
+        p: float = 1.0,
+    ) -> None:
         for name, value in (("degrees", degrees), ("translate", translate), ("shear", shear), ("p", p)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0; got {value!r}")
@@ -310,8 +342,15 @@ class RandomAffine:
         if not p <= 1:
             raise ValueError(f"p must be in [0, 1]; got {p!r}")
         if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"scale must be a (smallest, largest) pair with 0 < smallest <= largest; got {scale!r}")
-        self.degrees, self.translate, self.shear, self.p = float(degrees), float(translate), float(shear), float(p)
+            raise ValueError(
+                f"scale must be a (smallest, largest) pair with 0 < smallest <= largest; got {scale!r}"
+            )
+        self.degrees, self.translate, self.shear, self.p = (
+            float(degrees),
+            float(translate),
+            float(shear),
+            float(p),
+        )
         self.scale = (float(scale[0]), float(scale[1]))
 
     def matrices(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
@@ -331,9 +370,13 @@ class RandomAffine:
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         if not isinstance(x, Tensor):
-            raise TypeError(f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got {type(x).__name__}")
+            raise TypeError(
+                f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got {type(x).__name__}"
+            )
         if x.dim() not in (3, 4):
-            raise ValueError(f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"RandomAffine expects a tensor (B, C, H, W) or (C, H, W); got shape {tuple(x.shape)}"
+            )
         single = x.dim() == 3
         batch = x[None] if single else x  # (B, C, H, W)
         y = batch if batch.is_floating_point() else batch.float()  # (B, C, H, W)
@@ -345,5 +388,7 @@ class RandomAffine:
         return y[0] if single else y
 
     def __repr__(self) -> str:
-        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
-                f"shear={self.shear}, p={self.p})")
+        return (
+            f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
+            f"shear={self.shear}, p={self.p})"
+        )

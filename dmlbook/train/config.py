@@ -54,6 +54,24 @@ _MODEL_RECIPE = ("model_args", "head_warmup_epochs", "head_warmup_lr")
 #: Per-dataset defaults that give a good run with ``--dataset X --loss Y`` alone. Anything not listed comes
 #: from :class:`TrainConfig`; ``embedding_dim``, ``batch_p`` and ``batch_k`` come from the dataset's
 #: :class:`~dmlbook.data.DatasetInfo` unless given here.
+# Omniglot from pixels: the 3-stage SmallCNN at 28x28, 64-d, P x K = 32 x 4 (many classes, so many hard negatives
+# per batch), 2,400 Adam steps at lr 1e-3 under the cosine schedule (12 epochs of 200 batches, about 5 minutes on
+# 2 cores); 6 of the 30 background alphabets validate. A first setting, not yet tuned: batch-hard triplet reaches
+# 78.3 validation / 75.1 test Recall@1 with it (seed 0); the stroke jitter (transforms.RandomAffine) still needs
+# a hook in the training loop.
+_OMNIGLOT: dict[str, Any] = {
+    "model": "small_cnn",
+    "model_args": {"width": 32, "image_size": 28},
+    "embedding_dim": 64,
+    "batch_p": 32,
+    "batch_k": 4,
+    "batches_per_epoch": 200,
+    "epochs": 12,
+    "lr": 1e-3,
+    "val_fraction": 0.2,
+    "num_workers": 0,
+}
+
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "synthetic": {
         "model": "mlp",
@@ -153,6 +171,8 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "val_fraction": 0.2,
         "num_workers": 2,
     },
+    "omniglot": dict(_OMNIGLOT),
+    "omniglot_embedded": dict(_OMNIGLOT),  # the same images, shipped in the package
     # UC Merced (16-class subset) frozen MobileNetV2 features: 8 training classes, 2 of them held out for validation
     "ucmerced_features": {
         "model": "linear",
